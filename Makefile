@@ -1,0 +1,38 @@
+# taskd: `make run` serves on 127.0.0.1:50051, `make test` runs every test.
+# Both install whatever Debian packages are missing first (idempotent).
+
+PACKAGES := bazel-bootstrap bazel-rules-java default-jdk-headless \
+	libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
+	libabsl-dev librocksdb-dev prometheus-cpp-dev libgtest-dev libgmock-dev \
+	libbenchmark-dev
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+BAZEL := bazel
+LISTEN ?= 127.0.0.1:50051
+DATA_DIR ?= ./taskd-data
+
+.PHONY: deps build run test bench clean
+
+deps:
+	@missing=$$(for p in $(PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	  done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+build: deps
+	$(BAZEL) build //...
+
+run: build
+	./bazel-bin/services/taskd --listen=$(LISTEN) --data-dir=$(DATA_DIR)
+
+test: build
+	$(BAZEL) test //... --test_output=errors
+
+bench: build
+	$(BAZEL) run //tests/bench:submit_bench
+
+clean:
+	$(BAZEL) clean

@@ -1,0 +1,102 @@
+// Dispatcher: ready queues and connected workers; decides which worker runs
+// which PENDING task.
+//
+// Ready tasks are kept per (queue, type) ordered by priority (9 first), then
+// FIFO. A worker serves a set of queues and either every type or a listed
+// set; it holds at most `concurrency` unfinished assignments (its credit).
+// Whenever tasks or credit appear, Pump() repeatedly gives the least loaded
+// worker with credit the best task it can serve, so strict priority holds
+// within a queue and load spreads across workers.
+//
+// Starting a task is delegated to the engine's StartFn, called with mu_ held;
+// it must not call back into the Dispatcher (lock order: Dispatcher::mu_ ->
+// engine shard lock -> event log). It returns false when the entry was stale
+// (the task was cancelled meanwhile), and the entry is simply dropped.
+//
+// Thread-safe.
+#ifndef TASKD_SCHEDULER_DISPATCHER_H_
+#define TASKD_SCHEDULER_DISPATCHER_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "scheduler/worker_session.h"
+
+namespace taskd {
+
+// Where a PENDING task sits in the ready queues.
+struct ReadyEntry {
+  std::string queue;
+  std::string type;
+  int priority = 0;
+  uint64_t seq = 0;  // FIFO order within a priority
+  std::string task_id;
+};
+
+class Dispatcher {
+ public:
+  using StartFn = std::function<bool(const std::string& task_id,
+                                     const std::shared_ptr<WorkerSession>&)>;
+
+  explicit Dispatcher(StartFn start) : start_(std::move(start)) {}
+
+  void Enqueue(ReadyEntry entry) ABSL_LOCKS_EXCLUDED(mu_);
+  // Removes a ready entry (no-op when absent).
+  void Remove(const ReadyEntry& entry) ABSL_LOCKS_EXCLUDED(mu_);
+
+  void AddWorker(std::shared_ptr<WorkerSession> worker) ABSL_LOCKS_EXCLUDED(mu_);
+  // Forgets the worker; returns the ids of the tasks it was still holding.
+  std::vector<std::string> RemoveWorker(const WorkerSession* worker)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // The worker no longer holds `task_id`: its credit comes back.
+  void Release(const WorkerSession* worker, const std::string& task_id)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Entries waiting in the ready queues of `queue` (stale ones included).
+  size_t ReadyCount(const std::string& queue) const ABSL_LOCKS_EXCLUDED(mu_);
+  size_t WorkerCount() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  struct Key {
+    int priority;
+    uint64_t seq;
+    std::string task_id;
+    bool operator<(const Key& o) const {
+      if (priority != o.priority) return priority > o.priority;
+      if (seq != o.seq) return seq < o.seq;
+      return task_id < o.task_id;
+    }
+  };
+  using ReadySet = std::set<Key>;
+  struct QueueReady {
+    absl::flat_hash_map<std::string, ReadySet> by_type;
+    size_t size = 0;
+  };
+  struct Slot {
+    std::shared_ptr<WorkerSession> worker;
+    absl::flat_hash_set<std::string> held;  // task ids assigned, unfinished
+  };
+
+  void Pump() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The best ready set `slot` may take from, or nullptr.
+  ReadySet* BestFor(const Slot& slot, QueueReady** queue_out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const StartFn start_;
+
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::string, QueueReady> ready_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<const WorkerSession*, Slot> slots_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace taskd
+
+#endif  // TASKD_SCHEDULER_DISPATCHER_H_

@@ -1,0 +1,529 @@
+// Engine: construction, the client-facing operations and the state-change
+// helpers shared by everything. Worker operations and timers are in
+// engine_worker.cc.
+#include "scheduler/engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "absl/base/internal/raw_logging.h"
+#include "absl/hash/hash.h"
+#include "absl/strings/str_cat.h"
+#include "scheduler/engine_internal.h"
+#include "scheduler/task_state.h"
+
+namespace taskd {
+namespace {
+
+constexpr size_t kShards = 32;
+
+v1::TaskError MakeError(std::string code, std::string message,
+                        bool retryable) {
+  v1::TaskError e;
+  e.set_code(std::move(code));
+  e.set_message(std::move(message));
+  e.set_retryable(retryable);
+  return e;
+}
+
+v1::EventType FinishEvent(v1::TaskState state) {
+  switch (state) {
+    case v1::TASK_STATE_SUCCEEDED:
+      return v1::EVENT_TYPE_SUCCEEDED;
+    case v1::TASK_STATE_FAILED:
+      return v1::EVENT_TYPE_FAILED;
+    default:
+      return v1::EVENT_TYPE_CANCELLED;
+  }
+}
+
+}  // namespace
+
+Engine::Engine(EngineOptions options, Clock* clock)
+    : options_(std::move(options)),
+      clock_(clock),
+      ids_(options_.id_seed),
+      events_(options_.event_log_capacity),
+      dispatcher_([this](const std::string& id,
+                         const std::shared_ptr<WorkerSession>& worker) {
+        return StartTask(id, worker);
+      }) {
+  shards_.reserve(kShards);
+  for (size_t i = 0; i < kShards; ++i) shards_.push_back(std::make_unique<Shard>());
+}
+
+Engine::~Engine() { StopTimerThread(); }
+
+Engine::Shard& Engine::ShardFor(const std::string& id) const {
+  return *shards_[absl::Hash<std::string>{}(id) % shards_.size()];
+}
+
+// ---------------------------------------------------------------- submit
+
+absl::Status Engine::CheckSpec(const v1::TaskSpec& spec,
+                               absl::string_view path) const {
+  if (auto s = ValidateTaskSpec(spec, options_.limits, path); !s.ok()) return s;
+  if (spec.depends_on_size() > 0) {
+    return absl::UnimplementedError(
+        absl::StrCat(path, ".depends_on: task dependencies are not supported "
+                           "by this server version yet"));
+  }
+  return absl::OkStatus();
+}
+
+std::unique_ptr<Engine::Record> Engine::NewRecord(const v1::TaskSpec& spec,
+                                                  absl::Time now) {
+  auto r = std::make_unique<Record>();
+  v1::Task& t = r->task;
+  t.set_id(ids_.Next(now));
+  *t.mutable_spec() = spec;
+  t.mutable_spec()->set_queue(QueueOf(spec));
+  *t.mutable_create_time() = FromTime(now);
+  absl::Time start = now;
+  if (spec.has_run_at()) start = std::max(now, ToTime(spec.run_at()));
+  if (spec.has_delay()) start = now + ToDuration(spec.delay());
+  *t.mutable_schedule_time() = FromTime(start);
+  t.set_state(start > now ? v1::TASK_STATE_SCHEDULED : v1::TASK_STATE_PENDING);
+  return r;
+}
+
+v1::Task Engine::Insert(std::unique_ptr<Record> record, Effects& fx) {
+  Shard& shard = ShardFor(record->task.id());
+  absl::MutexLock lock(&shard.mu);
+  Record& r = *record;
+  shard.tasks.emplace(r.task.id(), std::move(record));
+  task_count_.fetch_add(1);
+  Emit(r, v1::EVENT_TYPE_SUBMITTED, fx);
+  if (r.task.state() == v1::TASK_STATE_PENDING) {
+    MakeReady(r, fx);
+  } else {
+    std::string id = r.task.id();
+    timers_.Schedule(ToTime(r.task.schedule_time()),
+                     [this, id] { OnScheduleDue(id); });
+  }
+  return r.task;
+}
+
+absl::StatusOr<SubmitResult> Engine::Submit(const v1::TaskSpec& spec) {
+  if (shutting_down_) return absl::UnavailableError("server is shutting down");
+  if (auto s = CheckSpec(spec, "task"); !s.ok()) return s;
+  if (task_count_.load() >= options_.max_tasks) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the server holds its limit of ", options_.max_tasks,
+        " tasks; retry after tasks finish and their result_ttl passes"));
+  }
+  Effects fx;
+  SubmitResult out;
+  absl::Time now = clock_->Now();
+  if (spec.idempotency_key().empty()) {
+    out.task = Insert(NewRecord(spec, now), fx);
+  } else {
+    std::string slot = absl::StrCat(QueueOf(spec), std::string(1, '\0'),
+                                    spec.idempotency_key());
+    absl::MutexLock lock(&idempotency_mu_);
+    auto it = idempotency_.find(slot);
+    if (it != idempotency_.end()) {
+      auto existing = Get(it->second);
+      if (existing.ok()) {
+        out.task = *std::move(existing);
+        out.deduplicated = true;
+        return out;
+      }
+    }
+    auto record = NewRecord(spec, now);
+    record->idempotency_slot = slot;
+    idempotency_[slot] = record->task.id();
+    out.task = Insert(std::move(record), fx);
+  }
+  Apply(fx);
+  return out;
+}
+
+absl::StatusOr<std::vector<v1::Task>> Engine::SubmitBatch(
+    const google::protobuf::RepeatedPtrField<v1::TaskSpec>& specs) {
+  if (shutting_down_) return absl::UnavailableError("server is shutting down");
+  if (specs.empty()) return absl::InvalidArgumentError("tasks: empty batch");
+  if (specs.size() > options_.max_batch_size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tasks: at most ", options_.max_batch_size,
+                     " tasks per batch, got ", specs.size()));
+  }
+  for (int i = 0; i < specs.size(); ++i) {
+    if (auto s = CheckSpec(specs[i], absl::StrCat("tasks[", i, "]")); !s.ok())
+      return s;
+  }
+  if (task_count_.load() + specs.size() > options_.max_tasks) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the server holds its limit of ", options_.max_tasks, " tasks"));
+  }
+  // The idempotency lock is held across the whole batch so that keys are
+  // checked and claimed atomically, duplicates inside the batch included.
+  Effects fx;
+  std::vector<v1::Task> out;
+  out.reserve(specs.size());
+  absl::Time now = clock_->Now();
+  {
+    absl::MutexLock lock(&idempotency_mu_);
+    for (const v1::TaskSpec& spec : specs) {
+      std::string slot;
+      if (!spec.idempotency_key().empty()) {
+        slot = absl::StrCat(QueueOf(spec), std::string(1, '\0'),
+                            spec.idempotency_key());
+        auto it = idempotency_.find(slot);
+        if (it != idempotency_.end()) {
+          if (auto existing = Get(it->second); existing.ok()) {
+            out.push_back(*std::move(existing));
+            continue;
+          }
+        }
+      }
+      auto record = NewRecord(spec, now);
+      if (!slot.empty()) {
+        record->idempotency_slot = slot;
+        idempotency_[slot] = record->task.id();
+      }
+      out.push_back(Insert(std::move(record), fx));
+    }
+  }
+  Apply(fx);
+  return out;
+}
+
+// ---------------------------------------------------------------- reads
+
+absl::StatusOr<v1::Task> Engine::Get(const std::string& id) const {
+  if (auto s = ValidateTaskId(id, "id"); !s.ok()) return s;
+  Shard& shard = ShardFor(id);
+  absl::MutexLock lock(&shard.mu);
+  auto it = shard.tasks.find(id);
+  if (it == shard.tasks.end()) {
+    return absl::NotFoundError(absl::StrCat("task ", id, " not found"));
+  }
+  return it->second->task;
+}
+
+absl::StatusOr<v1::ListTasksResponse> Engine::List(
+    const v1::ListTasksRequest& request) const {
+  if (!request.queue().empty()) {
+    if (auto s = ValidateQueueName(request.queue(), "queue"); !s.ok()) return s;
+  }
+  if (request.page_size() < 0) {
+    return absl::InvalidArgumentError("page_size: must not be negative");
+  }
+  if (!request.page_token().empty()) {
+    if (auto s = ValidateTaskId(request.page_token(), "page_token"); !s.ok())
+      return absl::InvalidArgumentError("page_token: not a token from ListTasks");
+  }
+  absl::flat_hash_set<int> states;
+  for (int i = 0; i < request.states_size(); ++i) {
+    int st = request.states(i);
+    if (st <= v1::TASK_STATE_UNSPECIFIED || st > v1::TASK_STATE_CANCELLED) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("states[", i, "]: not a task state: ", st));
+    }
+    states.insert(st);
+  }
+  const size_t page =
+      request.page_size() == 0 ? 100 : std::min(request.page_size(), 1000);
+
+  // Each shard is ordered by id; take up to `page + 1` matches from each and
+  // merge, so the page is globally ordered by id (creation time).
+  std::vector<v1::Task> candidates;
+  for (const auto& shard : shards_) {
+    absl::MutexLock lock(&shard->mu);
+    size_t taken = 0;
+    for (auto it = shard->tasks.upper_bound(request.page_token());
+         it != shard->tasks.end() && taken <= page; ++it) {
+      const v1::Task& t = it->second->task;
+      if (!request.queue().empty() && t.spec().queue() != request.queue())
+        continue;
+      if (!states.empty() && !states.contains(t.state())) continue;
+      candidates.push_back(t);
+      ++taken;
+    }
+  }
+  std::sort(candidates.begin(), candidates.end(),
+            [](const v1::Task& a, const v1::Task& b) { return a.id() < b.id(); });
+  v1::ListTasksResponse out;
+  for (size_t i = 0; i < candidates.size() && i < page; ++i) {
+    *out.add_tasks() = std::move(candidates[i]);
+  }
+  if (candidates.size() > page) {
+    out.set_next_page_token(out.tasks(out.tasks_size() - 1).id());
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- cancel
+
+absl::StatusOr<v1::Task> Engine::Cancel(const std::string& id,
+                                        const std::string& reason) {
+  if (auto s = ValidateTaskId(id, "id"); !s.ok()) return s;
+  if (reason.size() > 1024) {
+    return absl::InvalidArgumentError("reason: longer than 1024 bytes");
+  }
+  Effects fx;
+  v1::Task out;
+  {
+    Shard& shard = ShardFor(id);
+    absl::MutexLock lock(&shard.mu);
+    auto it = shard.tasks.find(id);
+    if (it == shard.tasks.end()) {
+      return absl::NotFoundError(absl::StrCat("task ", id, " not found"));
+    }
+    Record& r = *it->second;
+    std::string why = reason.empty() ? "cancelled by client" : reason;
+    switch (r.task.state()) {
+      case v1::TASK_STATE_PENDING:
+        fx.unready.push_back(r.Ready());
+        [[fallthrough]];
+      case v1::TASK_STATE_SCHEDULED:
+        *r.task.mutable_error() = MakeError("cancelled", why, false);
+        Finish(r, v1::TASK_STATE_CANCELLED, fx);
+        break;
+      case v1::TASK_STATE_RUNNING:
+        if (!r.task.cancel_requested()) {
+          r.task.set_cancel_requested(true);
+          r.cancel_reason = why;
+          v1::WorkResponse notice;
+          notice.mutable_cancel()->set_task_id(id);
+          notice.mutable_cancel()->set_lease_id(r.lease_id);
+          notice.mutable_cancel()->set_reason(why);
+          if (r.worker) r.worker->sink->Send(std::move(notice));
+        }
+        break;
+      default:
+        break;  // terminal: unchanged, idempotent
+    }
+    out = r.task;
+  }
+  Apply(fx);
+  return out;
+}
+
+// ---------------------------------------------------------------- await
+
+absl::StatusOr<AwaitHandle> Engine::Await(const std::vector<std::string>& ids,
+                                          bool any, absl::Time deadline,
+                                          AwaitCallback done) {
+  if (shutting_down_) return absl::UnavailableError("server is shutting down");
+  if (ids.empty()) return absl::InvalidArgumentError("ids: at least one id");
+  if (static_cast<int>(ids.size()) > options_.max_await_ids) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ids: at most ", options_.max_await_ids, " ids, got ", ids.size()));
+  }
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (auto s = ValidateTaskId(ids[i], absl::StrCat("ids[", i, "]")); !s.ok())
+      return s;
+    Shard& shard = ShardFor(ids[i]);
+    absl::MutexLock lock(&shard.mu);
+    if (!shard.tasks.contains(ids[i])) {
+      return absl::NotFoundError(absl::StrCat("ids[", i, "]: task ", ids[i],
+                                              " not found"));
+    }
+  }
+  auto waiter = std::make_shared<internal::Waiter>();
+  waiter->ids = ids;
+  waiter->remaining.store(any ? 1 : static_cast<int64_t>(ids.size()));
+  waiter->done = std::move(done);
+  {
+    absl::MutexLock lock(&waiters_mu_);
+    waiters_.insert(waiter);
+  }
+  // Registration and the terminal check happen under the task's shard lock,
+  // so a completion either sees this waiter or is seen by this check.
+  for (const std::string& id : ids) {
+    bool finished = true;
+    {
+      Shard& shard = ShardFor(id);
+      absl::MutexLock lock(&shard.mu);
+      auto it = shard.tasks.find(id);
+      if (it != shard.tasks.end() && !IsTerminal(it->second->task.state())) {
+        it->second->waiters.push_back(waiter);
+        finished = false;
+      }
+    }
+    if (finished && waiter->remaining.fetch_sub(1) == 1) {
+      FireWaiter(waiter, absl::OkStatus(), true);
+    }
+  }
+  if (waiter->fired.load()) {
+    Unregister(waiter);  // entries added after it fired
+  } else if (deadline != absl::InfiniteFuture()) {
+    std::weak_ptr<internal::Waiter> weak = waiter;
+    timers_.Schedule(deadline, [this, weak] {
+      if (auto w = weak.lock()) FireWaiter(w, absl::OkStatus(), false);
+    });
+  }
+  return waiter;
+}
+
+bool Engine::CancelAwait(const AwaitHandle& handle) {
+  if (handle == nullptr || handle->fired.exchange(true)) return false;
+  {
+    absl::MutexLock lock(&waiters_mu_);
+    waiters_.erase(handle);
+  }
+  Unregister(handle);
+  handle->done = nullptr;
+  return true;
+}
+
+void Engine::FireWaiter(const std::shared_ptr<internal::Waiter>& waiter,
+                        absl::Status status, bool done) {
+  if (waiter->fired.exchange(true)) return;
+  {
+    absl::MutexLock lock(&waiters_mu_);
+    waiters_.erase(waiter);
+  }
+  AwaitCallback callback = std::move(waiter->done);
+  if (!status.ok()) {
+    callback(status);
+  } else {
+    v1::AwaitResponse response;
+    response.set_done(done);
+    for (const std::string& id : waiter->ids) {
+      auto task = Get(id);
+      if (task.ok()) {
+        *response.add_tasks() = *std::move(task);
+      } else {
+        response.add_tasks()->set_id(id);  // removed by retention meanwhile
+      }
+    }
+    callback(std::move(response));
+  }
+  Unregister(waiter);
+}
+
+void Engine::Unregister(const std::shared_ptr<internal::Waiter>& waiter) {
+  std::vector<std::string> ids = waiter->ids;
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  for (const std::string& id : ids) {
+    Shard& shard = ShardFor(id);
+    absl::MutexLock lock(&shard.mu);
+    auto it = shard.tasks.find(id);
+    if (it == shard.tasks.end()) continue;
+    auto& list = it->second->waiters;
+    list.erase(std::remove(list.begin(), list.end(), waiter), list.end());
+  }
+}
+
+// ---------------------------------------------------------------- state changes
+
+void Engine::Transition(Record& r, v1::TaskState to, Effects& fx) {
+  if (auto s = CheckTransition(r.task.state(), to); !s.ok()) {
+    illegal_transitions_.fetch_add(1);
+    ABSL_RAW_LOG(ERROR, "task %s: %s", r.task.id().c_str(),
+                 std::string(s.message()).c_str());
+    return;
+  }
+  r.task.set_state(to);
+}
+
+void Engine::Emit(Record& r, v1::EventType type, Effects& fx) {
+  events_.Append(type, r.task, clock_->Now());
+}
+
+void Engine::MakeReady(Record& r, Effects& fx) {
+  r.ready_seq = next_ready_seq_.fetch_add(1);
+  fx.ready.push_back(r.Ready());
+}
+
+void Engine::ReleaseWorker(Record& r, Effects& fx) {
+  if (r.worker) fx.released.emplace_back(std::move(r.worker), r.task.id());
+  r.worker.reset();
+  r.lease_id = 0;
+}
+
+void Engine::Finish(Record& r, v1::TaskState to, Effects& fx) {
+  Transition(r, to, fx);
+  absl::Time now = clock_->Now();
+  *r.task.mutable_finish_time() = FromTime(now);
+  ReleaseWorker(r, fx);
+  Emit(r, FinishEvent(to), fx);
+  for (auto& w : r.waiters) fx.waiters.push_back(std::move(w));
+  r.waiters.clear();
+  absl::Duration ttl = r.task.spec().has_result_ttl()
+                           ? ToDuration(r.task.spec().result_ttl())
+                           : options_.default_result_ttl;
+  std::string id = r.task.id();
+  timers_.Schedule(now + ttl, [this, id] { OnRetentionDue(id); });
+}
+
+absl::Duration Engine::Backoff(const v1::Task& task) {
+  const v1::RetryPolicy& p = task.spec().retry();
+  absl::Duration initial = p.has_initial_backoff()
+                               ? ToDuration(p.initial_backoff())
+                               : options_.default_initial_backoff;
+  absl::Duration cap = p.has_max_backoff() && ToDuration(p.max_backoff()) > absl::ZeroDuration()
+                           ? ToDuration(p.max_backoff())
+                           : options_.default_max_backoff;
+  double mult = p.multiplier() == 0 ? options_.default_backoff_multiplier
+                                    : p.multiplier();
+  double factor = std::pow(mult, std::max(0, task.attempt() - 1));
+  absl::Duration b = std::min(cap, initial * std::min(factor, 1e9));
+  double jitter;
+  {
+    absl::MutexLock lock(&rng_mu_);
+    jitter = absl::Uniform(rng_, 0.5, 1.0);
+  }
+  return b * jitter;
+}
+
+void Engine::EndAttempt(Record& r, v1::TaskError error, Effects& fx) {
+  ReleaseWorker(r, fx);
+  if (r.task.cancel_requested()) {
+    *r.task.mutable_error() = MakeError("cancelled", r.cancel_reason, false);
+    Finish(r, v1::TASK_STATE_CANCELLED, fx);
+    return;
+  }
+  const int max_attempts = r.task.spec().retry().max_attempts() > 0
+                               ? r.task.spec().retry().max_attempts()
+                               : options_.default_max_attempts;
+  bool retry = error.retryable() && r.task.attempt() < max_attempts;
+  *r.task.mutable_error() = std::move(error);
+  if (!retry) {
+    Finish(r, v1::TASK_STATE_FAILED, fx);
+    return;
+  }
+  absl::Time now = clock_->Now();
+  absl::Duration backoff = Backoff(r.task);
+  *r.task.mutable_schedule_time() = FromTime(now + backoff);
+  if (backoff <= absl::ZeroDuration()) {
+    Transition(r, v1::TASK_STATE_PENDING, fx);
+    Emit(r, v1::EVENT_TYPE_RETRYING, fx);
+    MakeReady(r, fx);
+    return;
+  }
+  Transition(r, v1::TASK_STATE_SCHEDULED, fx);
+  Emit(r, v1::EVENT_TYPE_RETRYING, fx);
+  std::string id = r.task.id();
+  timers_.Schedule(now + backoff, [this, id] { OnScheduleDue(id); });
+}
+
+void Engine::Apply(Effects& fx) {
+  for (const ReadyEntry& e : fx.unready) dispatcher_.Remove(e);
+  for (ReadyEntry& e : fx.ready) dispatcher_.Enqueue(std::move(e));
+  for (auto& [worker, id] : fx.released) dispatcher_.Release(worker.get(), id);
+  for (auto& w : fx.waiters) {
+    if (w->remaining.fetch_sub(1) == 1) FireWaiter(w, absl::OkStatus(), true);
+  }
+  events_.Wake();
+}
+
+void Engine::Shutdown() {
+  shutting_down_.store(true);
+  std::vector<std::shared_ptr<internal::Waiter>> pending;
+  {
+    absl::MutexLock lock(&waiters_mu_);
+    pending.assign(waiters_.begin(), waiters_.end());
+  }
+  for (auto& w : pending) {
+    FireWaiter(w, absl::UnavailableError("server is shutting down"), false);
+  }
+  events_.Close();
+}
+
+}  // namespace taskd

@@ -1,0 +1,233 @@
+// Engine: owns every task and all scheduling state; no gRPC in here.
+//
+//   FakeClock clock;
+//   Engine engine(EngineOptions{}, &clock);
+//   auto submitted = engine.Submit(spec);            // PENDING, id assigned
+//   auto worker = engine.ConnectWorker(hello, &sink); // sink gets assignments
+//   engine.Complete(*worker, complete);               // SUCCEEDED, awaits fire
+//
+// Concurrency. Tasks live in `kShards` shards keyed by a hash of the id, each
+// with its own mutex, so work on different tasks does not contend. Lock
+// order (never the reverse, never two shard locks at once):
+//   idempotency_mu_ -> shard.mu ; Dispatcher::mu_ -> shard.mu ;
+//   shard.mu -> EventLog / TimerQueue / WorkerSink (leaves).
+// Effects that need other locks (waking awaits, enqueueing, returning a
+// worker's credit, waking streams) are collected under the shard lock and
+// applied after it is released. Await callbacks and stream wake-ups run on
+// the thread that caused them, with no engine lock held; they must not block.
+//
+// Thread-safe.
+#ifndef TASKD_SCHEDULER_ENGINE_H_
+#define TASKD_SCHEDULER_ENGINE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/random/random.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "api/taskd/v1/taskd.pb.h"
+#include "scheduler/clock.h"
+#include "scheduler/dispatcher.h"
+#include "scheduler/event_log.h"
+#include "scheduler/task_id.h"
+#include "scheduler/timer_queue.h"
+#include "scheduler/validation.h"
+#include "scheduler/worker_session.h"
+
+namespace taskd {
+
+struct EngineOptions {
+  ValidationLimits limits;
+  absl::Duration default_result_ttl = absl::Hours(24);
+  absl::Duration default_heartbeat_timeout = absl::Seconds(30);
+  int default_max_attempts = 3;
+  absl::Duration default_initial_backoff = absl::Seconds(1);
+  absl::Duration default_max_backoff = absl::Seconds(60);
+  double default_backoff_multiplier = 2.0;
+  // Tasks held in memory at once (any state, retained ones included).
+  size_t max_tasks = 2'000'000;
+  size_t event_log_capacity = 1 << 16;
+  int max_batch_size = 1000;
+  int max_await_ids = 1000;
+  int max_worker_concurrency = 10'000;
+  uint64_t id_seed = 0;  // 0: random; tests may fix it
+};
+
+struct SubmitResult {
+  v1::Task task;
+  bool deduplicated = false;
+};
+
+namespace internal {
+struct Waiter;
+}  // namespace internal
+
+// Handle of a registered Await; pass it to CancelAwait.
+using AwaitHandle = std::shared_ptr<internal::Waiter>;
+
+class Engine {
+ public:
+  Engine(EngineOptions options, Clock* clock);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // ---- clients --------------------------------------------------------------
+
+  // Validates and stores a task; PENDING (or SCHEDULED when it must wait).
+  // With an idempotency key already used in the same queue by a retained
+  // task, returns that task with deduplicated = true and creates nothing.
+  absl::StatusOr<SubmitResult> Submit(const v1::TaskSpec& spec);
+
+  // All-or-nothing: one invalid spec rejects the batch, naming its index.
+  absl::StatusOr<std::vector<v1::Task>> SubmitBatch(
+      const google::protobuf::RepeatedPtrField<v1::TaskSpec>& specs);
+
+  absl::StatusOr<v1::Task> Get(const std::string& id) const;
+  absl::StatusOr<v1::ListTasksResponse> List(
+      const v1::ListTasksRequest& request) const;
+
+  // PENDING/SCHEDULED -> CANCELLED at once. RUNNING: cancel_requested is set
+  // and the worker told; the task ends CANCELLED when the worker stops or its
+  // lease ends. Terminal: returned unchanged.
+  absl::StatusOr<v1::Task> Cancel(const std::string& id,
+                                  const std::string& reason);
+
+  // Calls `done` once, when all (or, with `any`, one) of `ids` are terminal,
+  // or at `deadline` with done = false, or with UNAVAILABLE at Shutdown. It
+  // may run before Await returns, on the calling thread. NOT_FOUND when an
+  // id is unknown (then `done` is never called).
+  using AwaitCallback = std::function<void(absl::StatusOr<v1::AwaitResponse>)>;
+  absl::StatusOr<AwaitHandle> Await(const std::vector<std::string>& ids,
+                                    bool any, absl::Time deadline,
+                                    AwaitCallback done);
+  // Withdraws an Await. True if its callback had not started and never will.
+  bool CancelAwait(const AwaitHandle& handle);
+
+  EventLog& events() { return events_; }
+
+  // ---- workers --------------------------------------------------------------
+
+  // Registers a worker (from its hello). Assignments and cancel notices go to
+  // `sink` until DisconnectWorker.
+  absl::StatusOr<std::shared_ptr<WorkerSession>> ConnectWorker(
+      const v1::Hello& hello, WorkerSink* sink);
+  // Ends every lease the worker holds (retried or failed, `lease_expired`).
+  // After it returns the engine never touches the worker's sink again.
+  void DisconnectWorker(const std::shared_ptr<WorkerSession>& worker);
+
+  // Messages from a worker. Stale leases are ignored (OK); malformed
+  // messages are INVALID_ARGUMENT naming the field.
+  absl::Status Heartbeat(WorkerSession& worker);
+  absl::Status Progress(WorkerSession& worker, const v1::ProgressUpdate& msg);
+  absl::Status Complete(WorkerSession& worker, const v1::Complete& msg);
+  absl::Status Fail(WorkerSession& worker, const v1::Fail& msg);
+
+  // ---- time and life cycle --------------------------------------------------
+
+  // Runs every timer due now (tests call it after advancing a FakeClock).
+  void ProcessTimers();
+  // Starts / stops a thread that runs timers as they fall due (real clock).
+  void StartTimerThread();
+  void StopTimerThread();
+
+  // Answers pending Awaits UNAVAILABLE, closes the event log, refuses new
+  // work. Worker disconnects after this no longer end leases.
+  void Shutdown();
+  bool shutting_down() const { return shutting_down_.load(); }
+
+  size_t task_count() const { return task_count_.load(); }
+  // State changes the state machine refused (engine bugs); tests assert 0.
+  uint64_t illegal_transitions() const { return illegal_transitions_.load(); }
+  const EngineOptions& options() const { return options_; }
+  Clock* clock() const { return clock_; }
+
+ private:
+  struct Record;
+  struct Shard;
+  struct Effects;
+
+  Shard& ShardFor(const std::string& id) const;
+  absl::Status CheckSpec(const v1::TaskSpec& spec, absl::string_view path) const;
+  // Builds a new record for a validated spec (not yet stored).
+  std::unique_ptr<Record> NewRecord(const v1::TaskSpec& spec, absl::Time now);
+  // Stores `record` and applies its initial effects. Caller holds no lock
+  // but idempotency_mu_ when the spec has a key.
+  v1::Task Insert(std::unique_ptr<Record> record, Effects& fx);
+
+  // State changes; the record's shard lock is held.
+  void Transition(Record& r, v1::TaskState to, Effects& fx);
+  void Emit(Record& r, v1::EventType type, Effects& fx);
+  void MakeReady(Record& r, Effects& fx);
+  void Finish(Record& r, v1::TaskState to, Effects& fx);
+  // Ends the running attempt with `error`: retry (back-off) or final failure;
+  // CANCELLED instead when a cancel was requested.
+  void EndAttempt(Record& r, v1::TaskError error, Effects& fx);
+  absl::Duration Backoff(const v1::Task& task);
+  void ReleaseWorker(Record& r, Effects& fx);
+
+  // Applies effects collected under a shard lock; no lock held.
+  void Apply(Effects& fx);
+
+  bool StartTask(const std::string& id,
+                 const std::shared_ptr<WorkerSession>& worker);
+  void OnScheduleDue(const std::string& id);
+  void OnLeaseCheck(const std::string& id, uint64_t lease_id);
+  void OnAttemptTimeout(const std::string& id, uint64_t lease_id);
+  void OnRetentionDue(const std::string& id);
+
+  // Finds the running record `task_id` leased by `lease_id` to `worker`;
+  // nullptr when the lease is stale. Shard lock held.
+  Record* LeasedRecord(Shard& shard, const std::string& task_id,
+                       uint64_t lease_id, const WorkerSession& worker);
+
+  void FireWaiter(const std::shared_ptr<internal::Waiter>& waiter,
+                  absl::Status status, bool done);
+  void Unregister(const std::shared_ptr<internal::Waiter>& waiter);
+
+  // Constant after construction.
+  const EngineOptions options_;
+  Clock* const clock_;
+  std::vector<std::unique_ptr<Shard>> shards_;
+
+  TaskIdGenerator ids_;
+  EventLog events_;
+  TimerQueue timers_;
+  Dispatcher dispatcher_;
+  std::atomic<uint64_t> next_lease_{1};
+  std::atomic<uint64_t> next_ready_seq_{1};
+  std::atomic<size_t> task_count_{0};
+  std::atomic<bool> shutting_down_{false};
+  std::atomic<uint64_t> illegal_transitions_{0};
+
+  // Idempotency keys: "queue\0key" -> task id.
+  mutable absl::Mutex idempotency_mu_;
+  absl::flat_hash_map<std::string, std::string> idempotency_
+      ABSL_GUARDED_BY(idempotency_mu_);
+
+  absl::Mutex waiters_mu_;
+  absl::flat_hash_set<std::shared_ptr<internal::Waiter>> waiters_
+      ABSL_GUARDED_BY(waiters_mu_);
+
+  absl::Mutex rng_mu_;
+  absl::BitGen rng_ ABSL_GUARDED_BY(rng_mu_);
+
+  std::atomic<bool> timer_thread_stop_{false};
+  std::thread timer_thread_;
+};
+
+}  // namespace taskd
+
+#endif  // TASKD_SCHEDULER_ENGINE_H_

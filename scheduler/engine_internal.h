@@ -1,0 +1,58 @@
+// Private structures of Engine shared by its .cc files. Not part of the API.
+#ifndef TASKD_SCHEDULER_ENGINE_INTERNAL_H_
+#define TASKD_SCHEDULER_ENGINE_INTERNAL_H_
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "scheduler/engine.h"
+
+namespace taskd {
+namespace internal {
+
+// One registered Await. `remaining` counts terminal notifications still
+// needed (ids.size() for ALL, 1 for ANY); `fired` makes the callback run once.
+struct Waiter {
+  std::vector<std::string> ids;
+  std::atomic<int64_t> remaining{0};
+  std::atomic<bool> fired{false};
+  Engine::AwaitCallback done;
+};
+
+}  // namespace internal
+
+struct Engine::Record {
+  v1::Task task;
+  std::string cancel_reason;
+  uint64_t lease_id = 0;                 // current lease while RUNNING
+  std::shared_ptr<WorkerSession> worker;  // holder of the lease
+  uint64_t ready_seq = 0;                // position in the ready queue
+  std::string idempotency_slot;          // key in idempotency_, or empty
+  std::vector<std::shared_ptr<internal::Waiter>> waiters;
+
+  ReadyEntry Ready() const {
+    return ReadyEntry{task.spec().queue(), task.spec().type(),
+                      task.spec().priority(), ready_seq, task.id()};
+  }
+};
+
+struct Engine::Shard {
+  mutable absl::Mutex mu;
+  // Ordered by id (= creation time) for ListTasks paging.
+  std::map<std::string, std::unique_ptr<Record>> tasks ABSL_GUARDED_BY(mu);
+};
+
+// Work collected under a shard lock, done after it is released.
+struct Engine::Effects {
+  std::vector<std::shared_ptr<internal::Waiter>> waiters;  // a task finished
+  std::vector<ReadyEntry> ready;                           // became PENDING
+  std::vector<ReadyEntry> unready;                         // left PENDING
+  std::vector<std::pair<std::shared_ptr<WorkerSession>, std::string>> released;
+};
+
+}  // namespace taskd
+
+#endif  // TASKD_SCHEDULER_ENGINE_INTERNAL_H_

@@ -1,0 +1,375 @@
+// Engine: the worker-facing operations (connect, leases, results) and the
+// timer callbacks (schedules, lease expiry, attempt timeouts, retention).
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "scheduler/engine.h"
+#include "scheduler/engine_internal.h"
+#include "scheduler/task_state.h"
+
+namespace taskd {
+namespace {
+
+constexpr size_t kMaxWorkerIdBytes = 128;
+constexpr int kMaxWorkerQueues = 100;
+constexpr int kMaxWorkerTypes = 1000;
+constexpr size_t kMaxProgressMessageBytes = 1024;
+constexpr size_t kMaxErrorCodeBytes = 128;
+constexpr size_t kMaxErrorMessageBytes = 4096;
+constexpr size_t kMaxErrorDetailsBytes = 16384;
+
+std::string Truncate(const std::string& s, size_t n) {
+  return s.size() <= n ? s : s.substr(0, n);
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<WorkerSession>> Engine::ConnectWorker(
+    const v1::Hello& hello, WorkerSink* sink) {
+  if (shutting_down_) return absl::UnavailableError("server is shutting down");
+  if (hello.worker_id().size() > kMaxWorkerIdBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "hello.worker_id: longer than ", kMaxWorkerIdBytes, " bytes"));
+  }
+  if (hello.queues_size() > kMaxWorkerQueues) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("hello.queues: at most ", kMaxWorkerQueues, " queues"));
+  }
+  if (hello.types_size() > kMaxWorkerTypes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("hello.types: at most ", kMaxWorkerTypes, " types"));
+  }
+  std::vector<std::string> queues;
+  for (int i = 0; i < hello.queues_size(); ++i) {
+    if (auto s = ValidateQueueName(hello.queues(i),
+                                   absl::StrCat("hello.queues[", i, "]"));
+        !s.ok())
+      return s;
+    queues.push_back(hello.queues(i));
+  }
+  if (queues.empty()) queues.push_back("default");
+  absl::flat_hash_set<std::string> types;
+  for (int i = 0; i < hello.types_size(); ++i) {
+    if (auto s = ValidateTypeName(hello.types(i),
+                                  absl::StrCat("hello.types[", i, "]"));
+        !s.ok())
+      return s;
+    types.insert(hello.types(i));
+  }
+  if (hello.concurrency() < 0 ||
+      hello.concurrency() > options_.max_worker_concurrency) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("hello.concurrency: must be 0..",
+                     options_.max_worker_concurrency, ", got ",
+                     hello.concurrency()));
+  }
+  std::string id = hello.worker_id().empty()
+                       ? absl::StrCat("worker-", next_lease_.fetch_add(1))
+                       : hello.worker_id();
+  auto session = std::make_shared<WorkerSession>(
+      std::move(id), std::move(queues), std::move(types),
+      std::max(1, hello.concurrency()), sink, clock_->Now());
+  dispatcher_.AddWorker(session);
+  events_.Wake();
+  return session;
+}
+
+void Engine::DisconnectWorker(const std::shared_ptr<WorkerSession>& worker) {
+  const std::vector<std::string> held = dispatcher_.RemoveWorker(worker.get());
+  for (const std::string& id : held) {
+    Effects fx;
+    {
+      Shard& shard = ShardFor(id);
+      absl::MutexLock lock(&shard.mu);
+      auto it = shard.tasks.find(id);
+      if (it == shard.tasks.end()) continue;
+      Record& r = *it->second;
+      if (r.task.state() != v1::TASK_STATE_RUNNING || r.worker != worker) {
+        continue;
+      }
+      if (shutting_down_) {
+        // Keep the task RUNNING: a restart recovers it; only drop the sink.
+        r.worker.reset();
+        continue;
+      }
+      v1::TaskError error;
+      error.set_code("lease_expired");
+      error.set_message(absl::StrCat("worker ", worker->worker_id,
+                                     " disconnected while running the task"));
+      error.set_retryable(true);
+      EndAttempt(r, std::move(error), fx);
+    }
+    Apply(fx);
+  }
+}
+
+Engine::Record* Engine::LeasedRecord(Shard& shard, const std::string& task_id,
+                                     uint64_t lease_id,
+                                     const WorkerSession& worker) {
+  auto it = shard.tasks.find(task_id);
+  if (it == shard.tasks.end()) return nullptr;
+  Record& r = *it->second;
+  if (r.task.state() != v1::TASK_STATE_RUNNING || r.lease_id != lease_id ||
+      r.worker.get() != &worker) {
+    return nullptr;
+  }
+  return &r;
+}
+
+absl::Status Engine::Heartbeat(WorkerSession& worker) {
+  worker.Touch(clock_->Now());
+  return absl::OkStatus();
+}
+
+absl::Status Engine::Progress(WorkerSession& worker,
+                              const v1::ProgressUpdate& msg) {
+  if (msg.percent() < 0 || msg.percent() > 100) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "progress.percent: must be 0..100, got ", msg.percent()));
+  }
+  if (msg.message().size() > kMaxProgressMessageBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "progress.message: longer than ", kMaxProgressMessageBytes, " bytes"));
+  }
+  absl::Time now = clock_->Now();
+  worker.Touch(now);
+  Effects fx;
+  {
+    Shard& shard = ShardFor(msg.task_id());
+    absl::MutexLock lock(&shard.mu);
+    Record* r = LeasedRecord(shard, msg.task_id(), msg.lease_id(), worker);
+    if (r == nullptr) return absl::OkStatus();  // stale lease: fenced off
+    v1::Progress* p = r->task.mutable_progress();
+    p->set_percent(msg.percent());
+    p->set_message(msg.message());
+    *p->mutable_update_time() = FromTime(now);
+    Emit(*r, v1::EVENT_TYPE_PROGRESS, fx);
+  }
+  Apply(fx);
+  return absl::OkStatus();
+}
+
+absl::Status Engine::Complete(WorkerSession& worker, const v1::Complete& msg) {
+  worker.Touch(clock_->Now());
+  Effects fx;
+  {
+    Shard& shard = ShardFor(msg.task_id());
+    absl::MutexLock lock(&shard.mu);
+    Record* r = LeasedRecord(shard, msg.task_id(), msg.lease_id(), worker);
+    if (r == nullptr) return absl::OkStatus();
+    if (r->task.cancel_requested()) {
+      EndAttempt(*r, v1::TaskError(), fx);  // ends CANCELLED, result dropped
+    } else if (static_cast<int64_t>(msg.result().size()) >
+               options_.limits.max_payload_bytes) {
+      v1::TaskError error;
+      error.set_code("result_too_large");
+      error.set_message(absl::StrCat("result of ", msg.result().size(),
+                                     " bytes exceeds the limit of ",
+                                     options_.limits.max_payload_bytes));
+      EndAttempt(*r, std::move(error), fx);
+    } else {
+      r->task.set_result(msg.result());
+      r->task.clear_error();
+      Finish(*r, v1::TASK_STATE_SUCCEEDED, fx);
+    }
+  }
+  Apply(fx);
+  return absl::OkStatus();
+}
+
+absl::Status Engine::Fail(WorkerSession& worker, const v1::Fail& msg) {
+  worker.Touch(clock_->Now());
+  if (msg.error().code().size() > kMaxErrorCodeBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "fail.error.code: longer than ", kMaxErrorCodeBytes, " bytes"));
+  }
+  v1::TaskError error;
+  error.set_code(msg.error().code().empty() ? "error" : msg.error().code());
+  error.set_message(Truncate(msg.error().message(), kMaxErrorMessageBytes));
+  error.set_details(Truncate(msg.error().details(), kMaxErrorDetailsBytes));
+  error.set_retryable(msg.error().retryable());
+  Effects fx;
+  {
+    Shard& shard = ShardFor(msg.task_id());
+    absl::MutexLock lock(&shard.mu);
+    Record* r = LeasedRecord(shard, msg.task_id(), msg.lease_id(), worker);
+    if (r == nullptr) return absl::OkStatus();
+    EndAttempt(*r, std::move(error), fx);
+  }
+  Apply(fx);
+  return absl::OkStatus();
+}
+
+// Called by the Dispatcher with its lock held (see dispatcher.h).
+bool Engine::StartTask(const std::string& id,
+                       const std::shared_ptr<WorkerSession>& worker) {
+  if (shutting_down_) return false;
+  Shard& shard = ShardFor(id);
+  absl::MutexLock lock(&shard.mu);
+  auto it = shard.tasks.find(id);
+  if (it == shard.tasks.end()) return false;
+  Record& r = *it->second;
+  if (r.task.state() != v1::TASK_STATE_PENDING) return false;  // stale entry
+  Effects unused;
+  Transition(r, v1::TASK_STATE_RUNNING, unused);
+  absl::Time now = clock_->Now();
+  r.task.set_attempt(r.task.attempt() + 1);
+  r.task.set_worker_id(worker->worker_id);
+  *r.task.mutable_start_time() = FromTime(now);
+  r.lease_id = next_lease_.fetch_add(1);
+  r.worker = worker;
+  Emit(r, v1::EVENT_TYPE_STARTED, unused);
+
+  v1::WorkResponse message;
+  v1::Assignment* a = message.mutable_assignment();
+  *a->mutable_task() = r.task;
+  a->set_lease_id(r.lease_id);
+  const uint64_t lease = r.lease_id;
+  if (r.task.spec().has_timeout() &&
+      ToDuration(r.task.spec().timeout()) > absl::ZeroDuration()) {
+    absl::Time deadline = now + ToDuration(r.task.spec().timeout());
+    *a->mutable_deadline() = FromTime(deadline);
+    timers_.Schedule(deadline,
+                     [this, id, lease] { OnAttemptTimeout(id, lease); });
+  }
+  worker->sink->Send(std::move(message));
+  absl::Duration hb = r.task.spec().has_heartbeat_timeout() &&
+                              ToDuration(r.task.spec().heartbeat_timeout()) >
+                                  absl::ZeroDuration()
+                          ? ToDuration(r.task.spec().heartbeat_timeout())
+                          : options_.default_heartbeat_timeout;
+  timers_.Schedule(now + hb, [this, id, lease] { OnLeaseCheck(id, lease); });
+  return true;
+}
+
+void Engine::OnScheduleDue(const std::string& id) {
+  Effects fx;
+  {
+    Shard& shard = ShardFor(id);
+    absl::MutexLock lock(&shard.mu);
+    auto it = shard.tasks.find(id);
+    if (it == shard.tasks.end()) return;
+    Record& r = *it->second;
+    if (r.task.state() != v1::TASK_STATE_SCHEDULED) return;
+    absl::Time due = ToTime(r.task.schedule_time());
+    if (due > clock_->Now()) {
+      timers_.Schedule(due, [this, id] { OnScheduleDue(id); });
+      return;
+    }
+    Transition(r, v1::TASK_STATE_PENDING, fx);
+    Emit(r, v1::EVENT_TYPE_SCHEDULED, fx);
+    MakeReady(r, fx);
+  }
+  Apply(fx);
+}
+
+void Engine::OnLeaseCheck(const std::string& id, uint64_t lease_id) {
+  Effects fx;
+  {
+    Shard& shard = ShardFor(id);
+    absl::MutexLock lock(&shard.mu);
+    auto it = shard.tasks.find(id);
+    if (it == shard.tasks.end()) return;
+    Record& r = *it->second;
+    if (r.task.state() != v1::TASK_STATE_RUNNING || r.lease_id != lease_id ||
+        !r.worker) {
+      return;
+    }
+    absl::Duration hb = r.task.spec().has_heartbeat_timeout() &&
+                                ToDuration(r.task.spec().heartbeat_timeout()) >
+                                    absl::ZeroDuration()
+                            ? ToDuration(r.task.spec().heartbeat_timeout())
+                            : options_.default_heartbeat_timeout;
+    absl::Time expiry = r.worker->last_seen() + hb;
+    if (clock_->Now() < expiry) {
+      timers_.Schedule(expiry,
+                       [this, id, lease_id] { OnLeaseCheck(id, lease_id); });
+      return;
+    }
+    v1::WorkResponse notice;
+    notice.mutable_cancel()->set_task_id(id);
+    notice.mutable_cancel()->set_lease_id(lease_id);
+    notice.mutable_cancel()->set_reason("lease expired: no heartbeat");
+    r.worker->sink->Send(std::move(notice));
+    v1::TaskError error;
+    error.set_code("lease_expired");
+    error.set_message(absl::StrCat("no heartbeat from worker ",
+                                   r.worker->worker_id, " for ",
+                                   absl::FormatDuration(hb)));
+    error.set_retryable(true);
+    EndAttempt(r, std::move(error), fx);
+  }
+  Apply(fx);
+}
+
+void Engine::OnAttemptTimeout(const std::string& id, uint64_t lease_id) {
+  Effects fx;
+  {
+    Shard& shard = ShardFor(id);
+    absl::MutexLock lock(&shard.mu);
+    auto it = shard.tasks.find(id);
+    if (it == shard.tasks.end()) return;
+    Record& r = *it->second;
+    if (r.task.state() != v1::TASK_STATE_RUNNING || r.lease_id != lease_id) {
+      return;
+    }
+    if (r.worker) {
+      v1::WorkResponse notice;
+      notice.mutable_cancel()->set_task_id(id);
+      notice.mutable_cancel()->set_lease_id(lease_id);
+      notice.mutable_cancel()->set_reason("timeout");
+      r.worker->sink->Send(std::move(notice));
+    }
+    v1::TaskError error;
+    error.set_code("timeout");
+    error.set_message(
+        absl::StrCat("attempt ", r.task.attempt(), " exceeded its timeout of ",
+                     absl::FormatDuration(ToDuration(r.task.spec().timeout()))));
+    error.set_retryable(true);
+    EndAttempt(r, std::move(error), fx);
+  }
+  Apply(fx);
+}
+
+void Engine::OnRetentionDue(const std::string& id) {
+  std::string slot;
+  {
+    Shard& shard = ShardFor(id);
+    absl::MutexLock lock(&shard.mu);
+    auto it = shard.tasks.find(id);
+    if (it == shard.tasks.end() || !IsTerminal(it->second->task.state())) {
+      return;
+    }
+    slot = std::move(it->second->idempotency_slot);
+    shard.tasks.erase(it);
+    task_count_.fetch_sub(1);
+  }
+  if (!slot.empty()) {
+    absl::MutexLock lock(&idempotency_mu_);
+    auto it = idempotency_.find(slot);
+    if (it != idempotency_.end() && it->second == id) idempotency_.erase(it);
+  }
+}
+
+void Engine::ProcessTimers() { timers_.RunDue(clock_->Now()); }
+
+void Engine::StartTimerThread() {
+  if (timer_thread_.joinable()) return;
+  timer_thread_stop_.store(false);
+  timer_thread_ = std::thread([this] {
+    while (!timer_thread_stop_.load()) {
+      ProcessTimers();
+      timers_.WaitForWork(absl::Now() + absl::Seconds(1));
+    }
+  });
+}
+
+void Engine::StopTimerThread() {
+  if (!timer_thread_.joinable()) return;
+  timer_thread_stop_.store(true);
+  timers_.Wake();
+  timer_thread_.join();
+}
+
+}  // namespace taskd

@@ -1,0 +1,498 @@
+#include "services/task_service.h"
+
+#include <deque>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "scheduler/task_state.h"
+#include "scheduler/validation.h"
+#include "services/call.h"
+#include "services/ref_counted_call.h"
+#include "services/status_util.h"
+
+namespace taskd {
+namespace {
+
+using Service = v1::TaskService::AsyncService;
+
+// ---------------------------------------------------------------- unary
+
+// A unary RPC answered on the CQ thread from a synchronous engine call.
+template <class Request, class Response>
+class UnaryCall final : public Call {
+ public:
+  using Responder = grpc::ServerAsyncResponseWriter<Response>;
+  using RequestMethod = void (Service::*)(grpc::ServerContext*, Request*,
+                                          Responder*, grpc::CompletionQueue*,
+                                          grpc::ServerCompletionQueue*, void*);
+  using Handler =
+      std::function<absl::StatusOr<Response>(Engine&, const Request&)>;
+
+  struct Method {
+    RequestMethod request;
+    Handler handle;
+  };
+
+  static void Arm(const TaskServiceHandlers* handlers, const Method* method,
+                  grpc::ServerCompletionQueue* cq) {
+    new UnaryCall(handlers, method, cq);
+  }
+
+  void OnEvent(int op, bool ok) override {
+    if (op == kFinish || !ok) {
+      delete this;
+      return;
+    }
+    Arm(handlers_, method_, cq_);
+    absl::StatusOr<Response> result =
+        method_->handle(*handlers_->engine(), request_);
+    if (result.ok()) {
+      responder_.Finish(*result, grpc::Status::OK, &finish_tag_);
+    } else {
+      responder_.FinishWithError(ToGrpcStatus(result.status()), &finish_tag_);
+    }
+  }
+
+ private:
+  enum Op { kRequest, kFinish };
+
+  UnaryCall(const TaskServiceHandlers* handlers, const Method* method,
+            grpc::ServerCompletionQueue* cq)
+      : handlers_(handlers), method_(method), cq_(cq), responder_(&ctx_) {
+    (handlers_->service()->*method_->request)(&ctx_, &request_, &responder_,
+                                              cq_, cq_, &request_tag_);
+  }
+
+  const TaskServiceHandlers* const handlers_;
+  const Method* const method_;
+  grpc::ServerCompletionQueue* const cq_;
+  grpc::ServerContext ctx_;
+  Request request_;
+  Responder responder_;
+  Tag request_tag_{this, kRequest};
+  Tag finish_tag_{this, kFinish};
+};
+
+using SubmitCall = UnaryCall<v1::SubmitTaskRequest, v1::SubmitTaskResponse>;
+using SubmitBatchCall =
+    UnaryCall<v1::SubmitTasksRequest, v1::SubmitTasksResponse>;
+using GetCall = UnaryCall<v1::GetTaskRequest, v1::Task>;
+using ListCall = UnaryCall<v1::ListTasksRequest, v1::ListTasksResponse>;
+using CancelCall = UnaryCall<v1::CancelRequest, v1::Task>;
+
+const SubmitCall::Method kSubmit{
+    &Service::RequestSubmitTask,
+    [](Engine& engine, const v1::SubmitTaskRequest& request)
+        -> absl::StatusOr<v1::SubmitTaskResponse> {
+      if (!request.has_task()) {
+        return absl::InvalidArgumentError("task: required");
+      }
+      auto result = engine.Submit(request.task());
+      if (!result.ok()) return result.status();
+      v1::SubmitTaskResponse response;
+      *response.mutable_task() = std::move(result->task);
+      response.set_deduplicated(result->deduplicated);
+      return response;
+    }};
+
+const SubmitBatchCall::Method kSubmitBatch{
+    &Service::RequestSubmitTasks,
+    [](Engine& engine, const v1::SubmitTasksRequest& request)
+        -> absl::StatusOr<v1::SubmitTasksResponse> {
+      auto tasks = engine.SubmitBatch(request.tasks());
+      if (!tasks.ok()) return tasks.status();
+      v1::SubmitTasksResponse response;
+      for (v1::Task& t : *tasks) *response.add_tasks() = std::move(t);
+      return response;
+    }};
+
+const GetCall::Method kGet{
+    &Service::RequestGetTask,
+    [](Engine& engine, const v1::GetTaskRequest& request) {
+      return engine.Get(request.id());
+    }};
+
+const ListCall::Method kList{
+    &Service::RequestListTasks,
+    [](Engine& engine, const v1::ListTasksRequest& request) {
+      return engine.List(request);
+    }};
+
+const CancelCall::Method kCancel{
+    &Service::RequestCancel,
+    [](Engine& engine, const v1::CancelRequest& request) {
+      return engine.Cancel(request.id(), request.reason());
+    }};
+
+// ---------------------------------------------------------------- Await
+
+// Registers on the engine and is finished by its callback: when the tasks
+// are terminal, at the request's own timeout (done = false) or with
+// UNAVAILABLE at shutdown. A client that goes away withdraws the Await.
+class AwaitCall final : public RefCountedCall {
+ public:
+  static void Arm(const TaskServiceHandlers* handlers,
+                  grpc::ServerCompletionQueue* cq) {
+    new AwaitCall(handlers, cq);
+  }
+
+  void OnEvent(int op, bool ok) override {
+    switch (op) {
+      case kRequest:
+        if (!ok) {
+          delete this;  // never started: no done tag will come
+          return;
+        }
+        Arm(handlers_, cq_);
+        Begin();
+        break;
+      case kDone: {
+        AwaitHandle handle;
+        {
+          absl::MutexLock lock(&mu_);
+          client_gone_ = ctx_.IsCancelled();
+          handle = handle_;
+        }
+        if (client_gone_ && handle) handlers_->engine()->CancelAwait(handle);
+        break;
+      }
+      case kFinish:
+        break;
+    }
+    Unref();
+  }
+
+ private:
+  enum Op { kRequest, kDone, kFinish };
+
+  AwaitCall(const TaskServiceHandlers* handlers,
+            grpc::ServerCompletionQueue* cq)
+      : handlers_(handlers), cq_(cq), responder_(&ctx_) {
+    ctx_.AsyncNotifyWhenDone(&done_tag_);
+    handlers_->service()->RequestAwait(&ctx_, &request_, &responder_, cq_, cq_,
+                                       &request_tag_);
+  }
+
+  void Begin() {
+    {
+      absl::MutexLock lock(&mu_);
+      Ref();  // the done tag
+    }
+    absl::Status invalid;
+    if (request_.mode() < v1::AWAIT_MODE_UNSPECIFIED ||
+        request_.mode() > v1::AWAIT_MODE_ANY) {
+      invalid = absl::InvalidArgumentError(
+          absl::StrCat("mode: not an await mode: ", request_.mode()));
+    } else if (request_.has_timeout()) {
+      invalid = ValidateDuration(request_.timeout(), "timeout");
+    }
+    if (!invalid.ok()) {
+      Finish(invalid);
+      return;
+    }
+    absl::Time deadline = absl::InfiniteFuture();
+    if (request_.has_timeout() &&
+        ToDuration(request_.timeout()) > absl::ZeroDuration()) {
+      deadline =
+          handlers_->engine()->clock()->Now() + ToDuration(request_.timeout());
+    }
+    std::vector<std::string> ids(request_.ids().begin(), request_.ids().end());
+    auto handle = handlers_->engine()->Await(
+        ids, request_.mode() == v1::AWAIT_MODE_ANY, deadline,
+        [this](absl::StatusOr<v1::AwaitResponse> result) {
+          if (result.ok()) {
+            Finish(absl::OkStatus(), &*result);
+          } else {
+            Finish(result.status());
+          }
+        });
+    if (!handle.ok()) {
+      Finish(handle.status());
+      return;
+    }
+    bool gone;
+    {
+      absl::MutexLock lock(&mu_);
+      handle_ = *handle;
+      gone = client_gone_;
+    }
+    if (gone) handlers_->engine()->CancelAwait(*handle);
+  }
+
+  // Runs at most once (the engine fires the callback once; errors before
+  // registration never register).
+  void Finish(const absl::Status& status,
+              const v1::AwaitResponse* response = nullptr) {
+    absl::MutexLock lock(&mu_);
+    if (finished_) return;
+    finished_ = true;
+    Ref();  // the finish tag
+    if (status.ok()) {
+      responder_.Finish(*response, grpc::Status::OK, &finish_tag_);
+    } else {
+      responder_.FinishWithError(ToGrpcStatus(status), &finish_tag_);
+    }
+  }
+
+  const TaskServiceHandlers* const handlers_;
+  grpc::ServerCompletionQueue* const cq_;
+  grpc::ServerContext ctx_;
+  v1::AwaitRequest request_;
+  grpc::ServerAsyncResponseWriter<v1::AwaitResponse> responder_;
+  Tag request_tag_{this, kRequest};
+  Tag done_tag_{this, kDone};
+  Tag finish_tag_{this, kFinish};
+
+  AwaitHandle handle_ ABSL_GUARDED_BY(mu_);
+  bool client_gone_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// ---------------------------------------------------------------- Stream
+
+// Follows the event log with a cursor. Only one Write is in flight at a
+// time; at most one Read batch of matching events waits behind it, so a slow
+// client costs bounded memory: when its cursor falls out of the ring it is
+// ended with RESOURCE_EXHAUSTED.
+class StreamCall final : public RefCountedCall {
+ public:
+  static void Arm(const TaskServiceHandlers* handlers,
+                  grpc::ServerCompletionQueue* cq) {
+    new StreamCall(handlers, cq);
+  }
+
+  void OnEvent(int op, bool ok) override {
+    switch (op) {
+      case kRequest:
+        if (!ok) {
+          delete this;
+          return;
+        }
+        Arm(handlers_, cq_);
+        Begin();
+        break;
+      case kWrite: {
+        absl::MutexLock lock(&mu_);
+        write_in_flight_ = false;
+        if (finished_) {
+          StartFinishLocked();  // it was deferred behind this write
+        } else if (!ok) {
+          FinishLocked(absl::CancelledError("client went away"));
+        } else {
+          PumpLocked();
+        }
+        break;
+      }
+      case kDone: {
+        absl::MutexLock lock(&mu_);
+        if (ctx_.IsCancelled()) {
+          FinishLocked(absl::CancelledError("client went away"));
+        }
+        break;
+      }
+      case kFinish: {
+        uint64_t sub;
+        {
+          absl::MutexLock lock(&mu_);
+          finish_done_ = true;
+          sub = subscription_;
+          subscription_ = 0;
+        }
+        // Outside mu_: Unsubscribe waits for a running wake-up, which takes mu_.
+        if (sub != 0) handlers_->engine()->events().Unsubscribe(sub);
+        break;
+      }
+    }
+    Unref();
+  }
+
+ private:
+  enum Op { kRequest, kWrite, kDone, kFinish };
+  static constexpr size_t kReadBatch = 128;
+
+  StreamCall(const TaskServiceHandlers* handlers,
+             grpc::ServerCompletionQueue* cq)
+      : handlers_(handlers), cq_(cq), writer_(&ctx_) {
+    ctx_.AsyncNotifyWhenDone(&done_tag_);
+    handlers_->service()->RequestStream(&ctx_, &request_, &writer_, cq_, cq_,
+                                        &request_tag_);
+  }
+
+  void Begin() {
+    Engine* engine = handlers_->engine();
+    EventLog& log = engine->events();
+    {
+      absl::MutexLock lock(&mu_);
+      Ref();  // the done tag
+      absl::Status status = Setup(*engine, log);
+      if (!status.ok()) {
+        FinishLocked(status);
+        return;
+      }
+    }
+    // Subscribe without mu_ held: the log calls subscribers under its own
+    // lock, and they take mu_ (lock order: log subscribers -> mu_).
+    uint64_t sub = log.Subscribe([this] {
+      absl::MutexLock lock(&mu_);
+      PumpLocked();
+    });
+    bool finish_done;
+    {
+      absl::MutexLock lock(&mu_);
+      finish_done = finish_done_;
+      if (!finish_done) subscription_ = sub;
+      PumpLocked();
+    }
+    if (finish_done) log.Unsubscribe(sub);
+  }
+
+  absl::Status Setup(Engine& engine, EventLog& log)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (request_.ids_size() > 1000) {
+      return absl::InvalidArgumentError("ids: at most 1000 ids");
+    }
+    if (!request_.queue().empty()) {
+      if (auto s = ValidateQueueName(request_.queue(), "queue"); !s.ok())
+        return s;
+    }
+    // The sequence is read before the states so that a task found terminal
+    // had its terminal event before `start_seq_`.
+    start_seq_ = log.next_sequence();
+    for (int i = 0; i < request_.ids_size(); ++i) {
+      const std::string& id = request_.ids(i);
+      if (auto s = ValidateTaskId(id, absl::StrCat("ids[", i, "]")); !s.ok())
+        return s;
+      auto task = engine.Get(id);
+      if (!task.ok()) {
+        return absl::NotFoundError(
+            absl::StrCat("ids[", i, "]: task ", id, " not found"));
+      }
+      ids_.insert(id);
+      if (IsTerminal(task->state())) terminal_at_start_.insert(id);
+    }
+    if (request_.from_sequence() > 0) {
+      if (request_.from_sequence() < log.first_retained()) {
+        return absl::OutOfRangeError(absl::StrCat(
+            "from_sequence: ", request_.from_sequence(),
+            " is older than the oldest retained event ", log.first_retained()));
+      }
+      cursor_ = request_.from_sequence();
+    } else {
+      cursor_ = start_seq_;
+    }
+    return absl::OkStatus();
+  }
+
+  bool Matches(const v1::TaskEvent& e) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!ids_.empty()) return ids_.contains(e.task().id());
+    if (!request_.queue().empty()) {
+      return e.task().spec().queue() == request_.queue();
+    }
+    return true;
+  }
+
+  // Sends the next matching event, or ends the stream when it is complete.
+  void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_ || write_in_flight_) return;
+    EventLog& log = handlers_->engine()->events();
+    if (pending_.empty()) {
+      std::vector<v1::TaskEvent> batch;
+      if (auto s = log.Read(cursor_, kReadBatch, &batch); !s.ok()) {
+        FinishLocked(absl::ResourceExhaustedError(absl::StrCat(
+            "stream fell behind the event log (", s.message(),
+            "); resume with from_sequence=", log.first_retained())));
+        return;
+      }
+      cursor_ += batch.size();
+      for (auto& e : batch) {
+        if (Matches(e)) pending_.push_back(std::move(e));
+      }
+    }
+    if (cursor_ >= start_seq_ && !terminal_at_start_.empty()) {
+      for (const auto& id : terminal_at_start_) done_ids_.insert(id);
+      terminal_at_start_.clear();
+    }
+    if (!pending_.empty()) {
+      v1::TaskEvent event = std::move(pending_.front());
+      pending_.pop_front();
+      if (IsTerminal(event.task().state())) done_ids_.insert(event.task().id());
+      if (request_.include_payloads()) {
+        if (auto full = handlers_->engine()->Get(event.task().id()); full.ok()) {
+          event.mutable_task()->mutable_spec()->set_payload(
+              full->spec().payload());
+          if (IsTerminal(event.task().state())) {
+            event.mutable_task()->set_result(full->result());
+          }
+        }
+      }
+      write_in_flight_ = true;
+      Ref();
+      writer_.Write(event, &write_tag_);
+      return;
+    }
+    if (!ids_.empty() && done_ids_.size() >= ids_.size()) {
+      FinishLocked(absl::OkStatus());
+    } else if (log.closed()) {
+      FinishLocked(absl::UnavailableError("server is shutting down"));
+    }
+  }
+
+  // Ends the stream with `status`; behind a write in flight, the Finish is
+  // started when that write returns (one operation at a time).
+  void FinishLocked(const absl::Status& status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_) return;
+    finished_ = true;
+    final_status_ = status;
+    if (!write_in_flight_) StartFinishLocked();
+  }
+
+  void StartFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finish_started_) return;
+    finish_started_ = true;
+    Ref();
+    writer_.Finish(ToGrpcStatus(final_status_), &finish_tag_);
+  }
+
+  const TaskServiceHandlers* const handlers_;
+  grpc::ServerCompletionQueue* const cq_;
+  grpc::ServerContext ctx_;
+  v1::StreamRequest request_;
+  grpc::ServerAsyncWriter<v1::TaskEvent> writer_;
+  Tag request_tag_{this, kRequest};
+  Tag write_tag_{this, kWrite};
+  Tag done_tag_{this, kDone};
+  Tag finish_tag_{this, kFinish};
+
+  uint64_t subscription_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::flat_hash_set<std::string> ids_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string> terminal_at_start_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string> done_ids_ ABSL_GUARDED_BY(mu_);
+  uint64_t start_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t cursor_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<v1::TaskEvent> pending_ ABSL_GUARDED_BY(mu_);
+  bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool finish_started_ ABSL_GUARDED_BY(mu_) = false;
+  bool finish_done_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status final_status_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+void TaskServiceHandlers::Arm(grpc::ServerCompletionQueue* cq) const {
+  SubmitCall::Arm(this, &kSubmit, cq);
+  SubmitBatchCall::Arm(this, &kSubmitBatch, cq);
+  GetCall::Arm(this, &kGet, cq);
+  ListCall::Arm(this, &kList, cq);
+  CancelCall::Arm(this, &kCancel, cq);
+  AwaitCall::Arm(this, cq);
+  StreamCall::Arm(this, cq);
+}
+
+}  // namespace taskd

@@ -1,0 +1,233 @@
+#include "services/worker_service.h"
+
+#include <deque>
+#include <memory>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "services/ref_counted_call.h"
+#include "services/status_util.h"
+
+namespace taskd {
+
+// One worker's stream. Reads are sequential (one Read in flight), so engine
+// calls made for incoming messages never overlap. Outgoing messages come
+// from engine threads through Send(); only one Write is in flight at a time
+// and the rest wait in `outbox_`, which is bounded by the worker's
+// concurrency (assignments) plus one cancel notice per assignment.
+//
+// Lock order: engine locks -> mu_ (Send is called under engine locks), so
+// no engine method is ever called with mu_ held.
+class WorkCall final : public RefCountedCall, public WorkerSink {
+ public:
+  static void Arm(WorkerServiceHandlers* handlers,
+                  grpc::ServerCompletionQueue* cq) {
+    new WorkCall(handlers, cq);
+  }
+
+  void OnEvent(int op, bool ok) override {
+    switch (op) {
+      case kRequest:
+        if (!ok) {
+          delete this;
+          return;
+        }
+        Arm(handlers_, cq_);
+        handlers_->Register(this);
+        {
+          absl::MutexLock lock(&mu_);
+          Ref();  // the done tag
+          registered_ = true;
+          StartReadLocked();
+        }
+        break;
+      case kRead:
+        if (ok) {
+          OnMessage();
+        } else {
+          // Client half-closed, went away, or the server is shutting down.
+          EndSession();
+          absl::MutexLock lock(&mu_);
+          FinishLocked(absl::OkStatus());
+        }
+        break;
+      case kWrite: {
+        absl::MutexLock lock(&mu_);
+        write_in_flight_ = false;
+        if (!ok) outbox_.clear();  // the stream is broken; the read fails too
+        if (finished_) {
+          StartFinishLocked();
+        } else if (!outbox_.empty()) {
+          StartWriteLocked();
+        }
+        break;
+      }
+      case kDone:
+        break;
+      case kFinish:
+        break;
+    }
+    if (op == kFinish) {
+      bool unregister;
+      {
+        absl::MutexLock lock(&mu_);
+        unregister = registered_;
+        registered_ = false;
+      }
+      if (unregister) handlers_->Unregister(this);
+    }
+    Unref();
+  }
+
+  // WorkerSink: called by the engine, possibly under its locks.
+  void Send(v1::WorkResponse message) override {
+    absl::MutexLock lock(&mu_);
+    if (finished_) return;
+    outbox_.push_back(std::move(message));
+    if (!write_in_flight_) StartWriteLocked();
+  }
+
+  // Ends the stream with UNAVAILABLE (shutdown). The pending Read then fails
+  // and the session is ended as usual.
+  void Close() {
+    absl::MutexLock lock(&mu_);
+    FinishLocked(absl::UnavailableError("server is shutting down"));
+  }
+
+ private:
+  enum Op { kRequest, kRead, kWrite, kDone, kFinish };
+
+  WorkCall(WorkerServiceHandlers* handlers, grpc::ServerCompletionQueue* cq)
+      : handlers_(handlers), cq_(cq), stream_(&ctx_) {
+    ctx_.AsyncNotifyWhenDone(&done_tag_);
+    handlers_->service()->RequestWork(&ctx_, &stream_, cq_, cq_,
+                                      &request_tag_);
+  }
+
+  void OnMessage() {
+    Engine* engine = handlers_->engine();
+    absl::Status status;
+    if (session_ == nullptr) {
+      if (message_.msg_case() != v1::WorkRequest::kHello) {
+        status = absl::FailedPreconditionError(
+            "the first message on a Work stream must be hello");
+      } else {
+        auto session = engine->ConnectWorker(message_.hello(), this);
+        if (session.ok()) {
+          session_ = *std::move(session);
+        } else {
+          status = session.status();
+        }
+      }
+    } else {
+      switch (message_.msg_case()) {
+        case v1::WorkRequest::kHello:
+          status = absl::FailedPreconditionError(
+              "hello: sent twice on one Work stream");
+          break;
+        case v1::WorkRequest::kProgress:
+          status = engine->Progress(*session_, message_.progress());
+          break;
+        case v1::WorkRequest::kHeartbeat:
+          status = engine->Heartbeat(*session_);
+          break;
+        case v1::WorkRequest::kComplete:
+          status = engine->Complete(*session_, message_.complete());
+          break;
+        case v1::WorkRequest::kFail:
+          status = engine->Fail(*session_, message_.fail());
+          break;
+        default:
+          status = absl::InvalidArgumentError(
+              "msg: empty WorkRequest (set one of hello, progress, "
+              "heartbeat, complete, fail)");
+      }
+    }
+    if (!status.ok()) EndSession();
+    absl::MutexLock lock(&mu_);
+    if (!status.ok()) {
+      FinishLocked(status);
+    } else {
+      StartReadLocked();
+    }
+  }
+
+  // Ends the worker's leases; afterwards the engine no longer calls Send.
+  void EndSession() {
+    if (session_ == nullptr) return;
+    handlers_->engine()->DisconnectWorker(session_);
+    session_.reset();
+  }
+
+  void StartReadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_) return;
+    Ref();
+    stream_.Read(&message_, &read_tag_);
+  }
+
+  void StartWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    write_in_flight_ = true;
+    Ref();
+    stream_.Write(outbox_.front(), &write_tag_);
+    outbox_.pop_front();
+  }
+
+  void FinishLocked(const absl::Status& status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_) return;
+    finished_ = true;
+    final_status_ = status;
+    outbox_.clear();
+    if (!write_in_flight_) StartFinishLocked();
+  }
+
+  void StartFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finish_started_) return;
+    finish_started_ = true;
+    Ref();
+    stream_.Finish(ToGrpcStatus(final_status_), &finish_tag_);
+  }
+
+  WorkerServiceHandlers* const handlers_;
+  grpc::ServerCompletionQueue* const cq_;
+  grpc::ServerContext ctx_;
+  grpc::ServerAsyncReaderWriter<v1::WorkResponse, v1::WorkRequest> stream_;
+  Tag request_tag_{this, kRequest};
+  Tag read_tag_{this, kRead};
+  Tag write_tag_{this, kWrite};
+  Tag done_tag_{this, kDone};
+  Tag finish_tag_{this, kFinish};
+
+  // Touched only by the read path, which is sequential.
+  v1::WorkRequest message_;
+  std::shared_ptr<WorkerSession> session_;
+
+  std::deque<v1::WorkResponse> outbox_ ABSL_GUARDED_BY(mu_);
+  bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool finish_started_ ABSL_GUARDED_BY(mu_) = false;
+  bool registered_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status final_status_ ABSL_GUARDED_BY(mu_);
+};
+
+void WorkerServiceHandlers::Arm(grpc::ServerCompletionQueue* cq) {
+  WorkCall::Arm(this, cq);
+}
+
+void WorkerServiceHandlers::Register(WorkCall* call) {
+  absl::MutexLock lock(&mu_);
+  live_.insert(call);
+}
+
+void WorkerServiceHandlers::Unregister(WorkCall* call) {
+  absl::MutexLock lock(&mu_);
+  live_.erase(call);
+}
+
+void WorkerServiceHandlers::CloseAll() {
+  // Under mu_, so no call can unregister (and be deleted) meanwhile.
+  absl::MutexLock lock(&mu_);
+  for (WorkCall* call : live_) call->Close();
+}
+
+}  // namespace taskd

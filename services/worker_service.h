@@ -1,0 +1,50 @@
+// WorkerService.Work on the completion-queue API: one bidirectional stream
+// per worker process. The handler is the engine's WorkerSink for that worker.
+//
+// WorkerServiceHandlers is thread-safe; it also tracks live Work streams so
+// that shutdown can end them with UNAVAILABLE instead of waiting for them.
+#ifndef TASKD_SERVICES_WORKER_SERVICE_H_
+#define TASKD_SERVICES_WORKER_SERVICE_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "api/taskd/v1/taskd.grpc.pb.h"
+#include "scheduler/engine.h"
+
+namespace taskd {
+
+class WorkCall;
+
+class WorkerServiceHandlers final {
+ public:
+  WorkerServiceHandlers(Engine* engine,
+                        v1::WorkerService::AsyncService* service)
+      : engine_(engine), service_(service) {}
+
+  // Posts a waiting Work handler on `cq`.
+  void Arm(grpc::ServerCompletionQueue* cq);
+
+  // Ends every live Work stream with UNAVAILABLE (server shutting down).
+  void CloseAll() ABSL_LOCKS_EXCLUDED(mu_);
+
+  Engine* engine() const { return engine_; }
+  v1::WorkerService::AsyncService* service() const { return service_; }
+
+  // Registry of live streams, used by WorkCall.
+  void Register(WorkCall* call) ABSL_LOCKS_EXCLUDED(mu_);
+  void Unregister(WorkCall* call) ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  Engine* const engine_;
+  v1::WorkerService::AsyncService* const service_;
+
+  absl::Mutex mu_;
+  absl::flat_hash_set<WorkCall*> live_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace taskd
+
+#endif  // TASKD_SERVICES_WORKER_SERVICE_H_

@@ -149,6 +149,11 @@ class Engine {
   bool shutting_down() const { return shutting_down_.load(); }
 
   size_t task_count() const { return task_count_.load(); }
+  // Awaits registered and not yet answered.
+  size_t pending_awaits() ABSL_LOCKS_EXCLUDED(waiters_mu_) {
+    absl::MutexLock lock(&waiters_mu_);
+    return waiters_.size();
+  }
   // State changes the state machine refused (engine bugs); tests assert 0.
   uint64_t illegal_transitions() const { return illegal_transitions_.load(); }
   const EngineOptions& options() const { return options_; }

@@ -53,6 +53,10 @@ class EventLog {
   uint64_t Subscribe(Subscriber fn) ABSL_LOCKS_EXCLUDED(mu_);
   void Unsubscribe(uint64_t id) ABSL_LOCKS_EXCLUDED(mu_);
   void Wake() ABSL_LOCKS_EXCLUDED(mu_);
+  size_t subscriber_count() ABSL_LOCKS_EXCLUDED(sub_mu_) {
+    absl::MutexLock lock(&sub_mu_);
+    return subscribers_.size();
+  }
 
   // Marks the log closed (server shutting down) and wakes every subscriber.
   void Close() ABSL_LOCKS_EXCLUDED(mu_);

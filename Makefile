@@ -8,9 +8,8 @@ PACKAGES := bazel-bootstrap bazel-rules-java default-jdk-headless \
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BAZEL := bazel
 LISTEN ?= 127.0.0.1:50051
-DATA_DIR ?= ./taskd-data
 
-.PHONY: deps build run test bench clean
+.PHONY: deps build run test clean
 
 deps:
 	@missing=$$(for p in $(PACKAGES); do \
@@ -19,20 +18,17 @@ deps:
 	if [ -n "$$missing" ]; then \
 	  echo "installing:" $$missing; \
 	  $(SUDO) apt-get update -q && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; \
 	fi
 
 build: deps
 	$(BAZEL) build //...
 
 run: build
-	./bazel-bin/services/taskd --listen=$(LISTEN) --data-dir=$(DATA_DIR)
+	./bazel-bin/services/taskd --listen=$(LISTEN)
 
 test: build
 	$(BAZEL) test //... --test_output=errors
-
-bench: build
-	$(BAZEL) run //tests/bench:submit_bench
 
 clean:
 	$(BAZEL) clean

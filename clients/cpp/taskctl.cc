@@ -1,0 +1,430 @@
+#include "clients/cpp/taskctl.h"
+
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <sstream>
+
+#include <google/protobuf/util/json_util.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "clients/cpp/cli_args.h"
+#include "clients/cpp/client.h"
+
+namespace taskd {
+
+const char kTaskctlUsage[] =
+    R"(usage: taskctl [--server ADDR] [--json] COMMAND [ARGS]
+
+commands:
+  submit TYPE [--payload STR | --payload-file F] [--queue Q] [--priority N]
+              [--delay D] [--idempotency-key K] [--wait] [--timeout D]
+      submit a task and print its id; --wait also awaits it and prints it
+  get ID                              print a task
+  await ID... [--any] [--timeout D]   wait until all (or any) are terminal
+  cancel ID [--reason R]              cancel a task
+  watch [ID...] [--queue Q] [--from N]
+      print one line per event (ends when all listed tasks are terminal)
+  list [--queue Q] [--state pending,scheduled,running,...] [--limit N]
+      list tasks (default limit 100; 0 = all)
+
+global flags:
+  --server ADDR   taskd address (default $TASKD_SERVER, else 127.0.0.1:50051)
+  --json          print JSON objects, one per line
+  --help          print this text
+
+durations look like 30s, 5m, 1h30m. Exit status: 0 ok; 1 RPC error, failed
+or cancelled task, or wait timeout; 2 usage error.
+)";
+
+namespace {
+
+using Command = TaskctlInvocation::Command;
+constexpr size_t kMaxPayloadFileBytes = 64 << 20;
+constexpr size_t kMaxShownResultChars = 512;
+
+absl::Status Usage(absl::string_view message) {
+  return absl::InvalidArgumentError(message);
+}
+
+absl::StatusOr<absl::Duration> ParseDurationFlag(const ParsedArgs& args,
+                                                 const std::string& name,
+                                                 absl::Duration fallback) {
+  if (!args.Has(name)) return fallback;
+  absl::Duration d;
+  const std::string text = args.Get(name, "");
+  if (!absl::ParseDuration(text, &d) || d < absl::ZeroDuration()) {
+    return Usage(absl::StrCat("--", name, ": not a duration: ", text));
+  }
+  return d;
+}
+
+absl::StatusOr<v1::TaskState> ParseState(absl::string_view text) {
+  std::string name = absl::AsciiStrToUpper(absl::StripAsciiWhitespace(text));
+  if (!absl::StartsWith(name, "TASK_STATE_")) name = "TASK_STATE_" + name;
+  v1::TaskState state;
+  if (!v1::TaskState_Parse(name, &state) ||
+      state == v1::TASK_STATE_UNSPECIFIED) {
+    return Usage(absl::StrCat("--state: unknown state: ", text));
+  }
+  return state;
+}
+
+std::vector<FlagSpec> FlagsFor(Command command) {
+  std::vector<FlagSpec> flags = {{"server"}, {"json", false}, {"help", false}, {"h", false}};
+  auto add = [&](std::vector<FlagSpec> more) {
+    flags.insert(flags.end(), more.begin(), more.end());
+  };
+  switch (command) {
+    case Command::kSubmit:
+      add({{"payload"}, {"payload-file"}, {"queue"}, {"priority"}, {"delay"},
+           {"idempotency-key"}, {"wait", false}, {"timeout"}});
+      break;
+    case Command::kAwait:
+      add({{"any", false}, {"timeout"}});
+      break;
+    case Command::kCancel:
+      add({{"reason"}});
+      break;
+    case Command::kWatch:
+      add({{"queue"}, {"from"}});
+      break;
+    case Command::kList:
+      add({{"queue"}, {"state", true, true}, {"limit"}});
+      break;
+    case Command::kGet:
+    case Command::kHelp:
+      break;
+  }
+  return flags;
+}
+
+absl::Status ParseCommandArgs(const ParsedArgs& args, TaskctlInvocation* inv) {
+  const std::vector<std::string>& pos = args.positional;
+  switch (inv->command) {
+    case Command::kSubmit: {
+      if (pos.size() != 1) return Usage("submit needs exactly one TYPE");
+      inv->spec.set_type(pos[0]);
+      if (args.Has("payload") && args.Has("payload-file")) {
+        return Usage("--payload and --payload-file are exclusive");
+      }
+      inv->spec.set_payload(args.Get("payload", ""));
+      inv->payload_file = args.Get("payload-file", "");
+      inv->spec.set_queue(args.Get("queue", ""));
+      inv->spec.set_idempotency_key(args.Get("idempotency-key", ""));
+      if (args.Has("priority")) {
+        int priority;
+        if (!absl::SimpleAtoi(args.Get("priority", ""), &priority)) {
+          return Usage("--priority: not an integer");
+        }
+        inv->spec.set_priority(priority);
+      }
+      absl::StatusOr<absl::Duration> delay =
+          ParseDurationFlag(args, "delay", absl::ZeroDuration());
+      if (!delay.ok()) return delay.status();
+      if (*delay == absl::InfiniteDuration()) return Usage("--delay: infinite");
+      if (*delay > absl::ZeroDuration()) {
+        const int64_t ns = absl::ToInt64Nanoseconds(*delay);
+        inv->spec.mutable_delay()->set_seconds(ns / 1000000000);
+        inv->spec.mutable_delay()->set_nanos(ns % 1000000000);
+      }
+      inv->wait = args.GetBool("wait");
+      if (args.Has("timeout") && !inv->wait) {
+        return Usage("--timeout needs --wait");
+      }
+      break;
+    }
+    case Command::kGet:
+      if (pos.size() != 1) return Usage("get needs exactly one ID");
+      inv->ids = pos;
+      break;
+    case Command::kCancel:
+      if (pos.size() != 1) return Usage("cancel needs exactly one ID");
+      inv->ids = pos;
+      inv->reason = args.Get("reason", "");
+      break;
+    case Command::kAwait:
+      if (pos.empty()) return Usage("await needs at least one ID");
+      inv->ids = pos;
+      inv->any = args.GetBool("any");
+      break;
+    case Command::kWatch:
+      inv->ids = pos;
+      inv->queue = args.Get("queue", "");
+      if (args.Has("from") &&
+          !absl::SimpleAtoi(args.Get("from", ""), &inv->from_sequence)) {
+        return Usage("--from: not a sequence number");
+      }
+      break;
+    case Command::kList:
+      if (!pos.empty()) return Usage("list takes no positional arguments");
+      inv->queue = args.Get("queue", "");
+      if (args.Has("limit") &&
+          (!absl::SimpleAtoi(args.Get("limit", ""), &inv->limit) ||
+           inv->limit < 0)) {
+        return Usage("--limit: not a non-negative integer");
+      }
+      if (args.Has("state")) {
+        for (const std::string& value : args.flags.at("state")) {
+          for (absl::string_view part :
+               absl::StrSplit(value, ',', absl::SkipWhitespace())) {
+            absl::StatusOr<v1::TaskState> state = ParseState(part);
+            if (!state.ok()) return state.status();
+            inv->states.push_back(*state);
+          }
+        }
+      }
+      break;
+    case Command::kHelp:
+      break;
+  }
+  if (inv->command == Command::kSubmit || inv->command == Command::kAwait) {
+    absl::StatusOr<absl::Duration> timeout =
+        ParseDurationFlag(args, "timeout", absl::InfiniteDuration());
+    if (!timeout.ok()) return timeout.status();
+    inv->timeout = *timeout;
+  }
+  return absl::OkStatus();
+}
+
+std::string StateName(v1::TaskState state) {
+  return std::string(
+      absl::StripPrefix(v1::TaskState_Name(state), "TASK_STATE_"));
+}
+
+std::string ToJson(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  std::string json;
+  if (!google::protobuf::util::MessageToJsonString(message, &json, options)
+           .ok()) {
+    return "{}";
+  }
+  return json;
+}
+
+void Print(const TaskctlInvocation& inv, std::ostream& out,
+           const v1::Task& task) {
+  out << (inv.json ? ToJson(task) : FormatTask(task)) << "\n";
+}
+
+int Fail(std::ostream& err, const absl::Status& status) {
+  err << "taskctl: " << absl::StatusCodeToString(status.code()) << ": "
+      << status.message() << "\n";
+  return 1;
+}
+
+// 1 when any of `tasks` FAILED or was CANCELLED.
+int OutcomeExit(const google::protobuf::RepeatedPtrField<v1::Task>& tasks) {
+  for (const v1::Task& t : tasks) {
+    if (t.state() == v1::TASK_STATE_FAILED ||
+        t.state() == v1::TASK_STATE_CANCELLED) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
+int AwaitAndPrint(const TaskctlInvocation& inv, const TaskClient& client,
+                  const std::vector<std::string>& ids, std::ostream& out,
+                  std::ostream& err) {
+  absl::StatusOr<v1::AwaitResponse> r = client.AwaitUntilDone(
+      ids, inv.any ? v1::AWAIT_MODE_ANY : v1::AWAIT_MODE_ALL, inv.timeout);
+  if (!r.ok()) return Fail(err, r.status());
+  if (inv.json) {
+    out << ToJson(*r) << "\n";
+  } else {
+    for (const v1::Task& task : r->tasks()) Print(inv, out, task);
+  }
+  if (!r->done()) {
+    return Fail(err, absl::DeadlineExceededError(absl::StrCat(
+                         "not done within ", absl::FormatDuration(inv.timeout))));
+  }
+  return OutcomeExit(r->tasks());
+}
+
+absl::Status ReadPayloadFile(const std::string& path, std::string* payload) {
+  std::ifstream file;
+  std::istream* in = &std::cin;
+  if (path != "-") {
+    file.open(path, std::ios::binary);
+    if (!file) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+    in = &file;
+  }
+  payload->clear();
+  char buffer[65536];
+  while (in->read(buffer, sizeof(buffer)) || in->gcount() > 0) {
+    payload->append(buffer, in->gcount());
+    if (payload->size() > kMaxPayloadFileBytes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": payload larger than ", kMaxPayloadFileBytes, " bytes"));
+    }
+  }
+  if (in->bad()) return absl::DataLossError(absl::StrCat("cannot read ", path));
+  return absl::OkStatus();
+}
+
+int Execute(TaskctlInvocation inv, std::ostream& out, std::ostream& err) {
+  TaskClient client(inv.server);
+  switch (inv.command) {
+    case Command::kHelp:
+      out << kTaskctlUsage;
+      return 0;
+    case Command::kSubmit: {
+      if (!inv.payload_file.empty()) {
+        absl::Status s =
+            ReadPayloadFile(inv.payload_file, inv.spec.mutable_payload());
+        if (!s.ok()) return Fail(err, s);
+      }
+      absl::StatusOr<v1::SubmitTaskResponse> r = client.Submit(inv.spec);
+      if (!r.ok()) return Fail(err, r.status());
+      out << (inv.json ? ToJson(*r) : r->task().id()) << "\n";
+      if (!inv.wait) return 0;
+      out.flush();
+      return AwaitAndPrint(inv, client, {r->task().id()}, out, err);
+    }
+    case Command::kGet: {
+      absl::StatusOr<v1::Task> task = client.Get(inv.ids[0]);
+      if (!task.ok()) return Fail(err, task.status());
+      Print(inv, out, *task);
+      return 0;
+    }
+    case Command::kAwait:
+      return AwaitAndPrint(inv, client, inv.ids, out, err);
+    case Command::kCancel: {
+      absl::StatusOr<v1::Task> task = client.Cancel(inv.ids[0], inv.reason);
+      if (!task.ok()) return Fail(err, task.status());
+      Print(inv, out, *task);
+      return 0;
+    }
+    case Command::kWatch: {
+      v1::StreamRequest request;
+      for (const std::string& id : inv.ids) request.add_ids(id);
+      request.set_queue(inv.queue);
+      request.set_from_sequence(inv.from_sequence);
+      absl::Status s = client.Stream(request, [&](const v1::TaskEvent& e) {
+        out << (inv.json ? ToJson(e) : FormatEvent(e)) << std::endl;
+        return static_cast<bool>(out);
+      });
+      return s.ok() ? 0 : Fail(err, s);
+    }
+    case Command::kList: {
+      v1::ListTasksRequest request;
+      request.set_queue(inv.queue);
+      for (v1::TaskState state : inv.states) request.add_states(state);
+      int printed = 0;
+      do {
+        if (inv.limit > 0) {
+          request.set_page_size(std::min(inv.limit - printed, 1000));
+        }
+        absl::StatusOr<v1::ListTasksResponse> page = client.List(request);
+        if (!page.ok()) return Fail(err, page.status());
+        for (const v1::Task& task : page->tasks()) {
+          if (inv.limit > 0 && printed >= inv.limit) break;
+          Print(inv, out, task);
+          ++printed;
+        }
+        request.set_page_token(page->next_page_token());
+      } while (!request.page_token().empty() &&
+               (inv.limit == 0 || printed < inv.limit));
+      return 0;
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+absl::StatusOr<TaskctlInvocation> ParseTaskctl(
+    const std::vector<std::string>& args, const char* env_server) {
+  TaskctlInvocation inv;
+  if (env_server != nullptr && env_server[0] != '\0') inv.server = env_server;
+  absl::StatusOr<ParsedArgs> global =
+      ParseArgs(args, 0, FlagsFor(Command::kHelp), /*stop_at_positional=*/true);
+  if (!global.ok()) return global.status();
+  if (global->GetBool("help") || global->GetBool("h")) return inv;
+  if (global->next >= args.size()) return Usage("missing command");
+  const std::string& name = args[global->next];
+  static const std::pair<const char*, Command> kCommands[] = {
+      {"submit", Command::kSubmit}, {"get", Command::kGet},
+      {"await", Command::kAwait},   {"cancel", Command::kCancel},
+      {"watch", Command::kWatch},   {"list", Command::kList},
+      {"help", Command::kHelp}};
+  bool known = false;
+  for (const auto& [command_name, command] : kCommands) {
+    if (name == command_name) {
+      inv.command = command;
+      known = true;
+    }
+  }
+  if (!known) return Usage(absl::StrCat("unknown command: ", name));
+  absl::StatusOr<ParsedArgs> rest =
+      ParseArgs(args, global->next + 1, FlagsFor(inv.command));
+  if (!rest.ok()) return rest.status();
+  // Global flags may come before or after the command, once.
+  for (const char* flag : {"server", "json", "help"}) {
+    if (global->Has(flag) && rest->Has(flag)) {
+      return Usage(absl::StrCat("flag --", flag, " given more than once"));
+    }
+  }
+  inv.server = rest->Get("server", global->Get("server", inv.server));
+  inv.json = global->GetBool("json") || rest->GetBool("json");
+  if (inv.server.empty()) return Usage("--server: empty address");
+  if (rest->GetBool("help") || rest->GetBool("h")) {
+    inv.command = Command::kHelp;
+    return inv;
+  }
+  if (absl::Status s = ParseCommandArgs(*rest, &inv); !s.ok()) return s;
+  return inv;
+}
+
+int RunTaskctl(const std::vector<std::string>& args, const char* env_server,
+               std::ostream& out, std::ostream& err) {
+  absl::StatusOr<TaskctlInvocation> inv = ParseTaskctl(args, env_server);
+  if (!inv.ok()) {
+    err << "taskctl: " << inv.status().message() << "\n\n" << kTaskctlUsage;
+    return 2;
+  }
+  return Execute(*std::move(inv), out, err);
+}
+
+std::string FormatTask(const v1::Task& task) {
+  std::string line = absl::StrCat(task.id(), " ", StateName(task.state()),
+                                  " type=", task.spec().type());
+  if (!task.spec().queue().empty()) {
+    absl::StrAppend(&line, " queue=", task.spec().queue());
+  }
+  absl::StrAppend(&line, " attempt=", task.attempt());
+  if (task.state() == v1::TASK_STATE_RUNNING && task.has_progress()) {
+    absl::StrAppend(&line, " progress=", task.progress().percent(), "%");
+  }
+  if (task.cancel_requested() && !IsTerminal(task.state())) {
+    absl::StrAppend(&line, " cancel_requested");
+  }
+  if (!task.result().empty()) {
+    std::string shown = absl::CHexEscape(task.result());
+    if (shown.size() > kMaxShownResultChars) {
+      shown = absl::StrCat(shown.substr(0, kMaxShownResultChars), "...");
+    }
+    absl::StrAppend(&line, " result=\"", shown, "\"");
+  }
+  if (!task.error().code().empty()) {
+    absl::StrAppend(&line, " error=", task.error().code(), ": ",
+                    absl::CHexEscape(task.error().message()));
+  }
+  return line;
+}
+
+std::string FormatEvent(const v1::TaskEvent& event) {
+  return absl::StrCat(
+      event.sequence(), " ",
+      absl::StripPrefix(v1::EventType_Name(event.type()), "EVENT_TYPE_"), " ",
+      FormatTask(event.task()));
+}
+
+}  // namespace taskd

@@ -1,0 +1,71 @@
+// taskctl: the command-line client of taskd. Parsing (ParseTaskctl) and
+// execution (RunTaskctl) are separate so both can be tested; taskctl_main.cc
+// only forwards argv and the process environment.
+//
+//   taskctl [--server ADDR] [--json] submit TYPE [--payload STR |
+//           --payload-file F] [--queue Q] [--priority N] [--delay D]
+//           [--idempotency-key K] [--wait] [--timeout D]
+//   taskctl get ID | await ID... [--any] [--timeout D] | cancel ID [--reason R]
+//   taskctl watch [ID...] [--queue Q] [--from N] | list [--queue Q]
+//           [--state pending,running,...] [--limit N]
+//
+// Exit status: 0 success; 1 an RPC failed (stderr: "taskctl: CODE: message"),
+// or an awaited task FAILED or was CANCELLED, or the wait timed out; 2 usage
+// error (stderr: the problem and the usage text).
+//
+// Thread-compatible.
+#ifndef TASKD_CLIENTS_CPP_TASKCTL_H_
+#define TASKD_CLIENTS_CPP_TASKCTL_H_
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "api/taskd/v1/taskd.pb.h"
+
+namespace taskd {
+
+inline constexpr char kDefaultServer[] = "127.0.0.1:50051";
+
+struct TaskctlInvocation {
+  enum class Command { kHelp, kSubmit, kGet, kAwait, kCancel, kWatch, kList };
+  Command command = Command::kHelp;
+  std::string server = kDefaultServer;
+  bool json = false;
+  // submit: type, queue, payload, priority, delay, idempotency_key.
+  v1::TaskSpec spec;
+  std::string payload_file;  // read at run time; "-" = stdin
+  bool wait = false;
+  // get, cancel: one id; await: at least one; watch: any number.
+  std::vector<std::string> ids;
+  bool any = false;
+  absl::Duration timeout = absl::InfiniteDuration();  // submit --wait, await
+  std::string reason;
+  std::string queue;  // watch, list
+  uint64_t from_sequence = 0;
+  std::vector<v1::TaskState> states;
+  int limit = 100;  // 0 = no limit
+};
+
+// Parses argv without the program name. `env_server` is $TASKD_SERVER (null
+// or empty when unset); --server overrides it. INVALID_ARGUMENT (a usage
+// error) with a message naming the problem.
+absl::StatusOr<TaskctlInvocation> ParseTaskctl(
+    const std::vector<std::string>& args, const char* env_server);
+
+// Parses and runs; returns the process exit status.
+int RunTaskctl(const std::vector<std::string>& args, const char* env_server,
+               std::ostream& out, std::ostream& err);
+
+// One-line human summaries.
+std::string FormatTask(const v1::Task& task);
+std::string FormatEvent(const v1::TaskEvent& event);
+
+extern const char kTaskctlUsage[];
+
+}  // namespace taskd
+
+#endif  // TASKD_CLIENTS_CPP_TASKCTL_H_

@@ -24,6 +24,7 @@ void Dispatcher::Remove(const ReadyEntry& entry) {
   if (t->second.erase(Key{entry.priority, entry.seq, entry.task_id}) > 0) {
     --q->second.size;
   }
+  if (t->second.empty()) q->second.by_type.erase(t);
 }
 
 void Dispatcher::AddWorker(std::shared_ptr<WorkerSession> worker) {
@@ -111,6 +112,16 @@ void Dispatcher::Pump() {
     Key key = *set->begin();
     set->erase(set->begin());
     --queue->size;
+    if (set->empty()) {
+      // Type names come from clients: drop empty sets so they cannot pile up.
+      for (auto it = queue->by_type.begin(); it != queue->by_type.end();) {
+        if (it->second.empty()) {
+          queue->by_type.erase(it++);
+        } else {
+          ++it;
+        }
+      }
+    }
     if (start_(key.task_id, chosen->worker)) {
       chosen->held.insert(std::move(key.task_id));
     }

@@ -328,7 +328,9 @@ absl::StatusOr<AwaitHandle> Engine::Await(const std::vector<std::string>& ids,
   waiter->remaining.store(any ? 1 : static_cast<int64_t>(ids.size()));
   waiter->done = std::move(done);
   {
+    // Checked under waiters_mu_ so Shutdown cannot miss this Await.
     absl::MutexLock lock(&waiters_mu_);
+    if (shutting_down_) return absl::UnavailableError("server is shutting down");
     waiters_.insert(waiter);
   }
   // Registration and the terminal check happen under the task's shard lock,
@@ -514,10 +516,10 @@ void Engine::Apply(Effects& fx) {
 }
 
 void Engine::Shutdown() {
-  shutting_down_.store(true);
   std::vector<std::shared_ptr<internal::Waiter>> pending;
   {
     absl::MutexLock lock(&waiters_mu_);
+    shutting_down_.store(true);
     pending.assign(waiters_.begin(), waiters_.end());
   }
   for (auto& w : pending) {

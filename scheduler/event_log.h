@@ -7,7 +7,9 @@
 // ended (it may resume with a newer `from_sequence`).
 //
 // Appends do not call subscribers; the engine calls Wake() after it released
-// its own locks, so subscriber callbacks may call back into the engine.
+// its own locks, so subscriber callbacks may read from the engine (GetTask,
+// Read). They run under the log's subscriber lock: they must not change
+// tasks (which wakes again) nor Subscribe/Unsubscribe, or they deadlock.
 //
 // Thread-safe.
 #ifndef TASKD_SCHEDULER_EVENT_LOG_H_

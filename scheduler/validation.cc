@@ -70,7 +70,14 @@ absl::Status ValidateTimestamp(const google::protobuf::Timestamp& t,
 
 absl::Status ValidateTaskId(absl::string_view id, absl::string_view path) {
   if (id.empty()) return Invalid(path, "required");
-  if (id.size() != 26 || !NameChars(id, "")) {
+  // Crockford base32, upper case, as TaskIdGenerator writes it.
+  bool crockford = id.size() == 26;
+  for (char c : id) {
+    crockford &= (c >= '0' && c <= '9') ||
+                 (c >= 'A' && c <= 'Z' && c != 'I' && c != 'L' && c != 'O' &&
+                  c != 'U');
+  }
+  if (!crockford) {
     return Invalid(path, absl::StrCat("not a task id: \"", id.substr(0, 40),
                                       "\""));
   }

@@ -1,0 +1,300 @@
+#include "scheduler/dispatcher.h"
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+
+namespace taskd {
+namespace {
+
+// Records what the dispatcher sends to one worker.
+class RecordingSink final : public WorkerSink {
+ public:
+  void Send(v1::WorkResponse message) override {
+    absl::MutexLock lock(&mu_);
+    messages_.push_back(std::move(message));
+  }
+  std::vector<std::string> AssignedIds() const {
+    absl::MutexLock lock(&mu_);
+    std::vector<std::string> ids;
+    for (const auto& m : messages_) ids.push_back(m.assignment().task().id());
+    return ids;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::vector<v1::WorkResponse> messages_;
+};
+
+// Plays the engine: starting a task sends an assignment to the worker's sink
+// unless the id was marked stale.
+class DispatcherTest : public ::testing::Test {
+ protected:
+  DispatcherTest()
+      : dispatcher_([this](const std::string& id,
+                           const std::shared_ptr<WorkerSession>& worker) {
+          ++start_calls_;
+          if (stale_.contains(id)) return false;
+          v1::WorkResponse m;
+          m.mutable_assignment()->mutable_task()->set_id(id);
+          worker->sink->Send(std::move(m));
+          started_.push_back({id, worker->worker_id});
+          return true;
+        }) {}
+
+  std::shared_ptr<WorkerSession> Worker(const std::string& id,
+                                        std::vector<std::string> queues,
+                                        absl::flat_hash_set<std::string> types,
+                                        int concurrency) {
+    sinks_[id] = std::make_unique<RecordingSink>();
+    return std::make_shared<WorkerSession>(id, std::move(queues),
+                                           std::move(types), concurrency,
+                                           sinks_[id].get(),
+                                           absl::FromUnixSeconds(1000));
+  }
+
+  void Enqueue(const std::string& id, const std::string& queue = "q",
+               const std::string& type = "t", int priority = 0) {
+    dispatcher_.Enqueue(ReadyEntry{queue, type, priority, ++seq_, id});
+  }
+
+  std::vector<std::string> StartedIds() const {
+    std::vector<std::string> ids;
+    for (const auto& s : started_) ids.push_back(s.task_id);
+    return ids;
+  }
+  std::vector<std::string> StartedOn(const std::string& worker) const {
+    std::vector<std::string> ids;
+    for (const auto& s : started_) {
+      if (s.worker_id == worker) ids.push_back(s.task_id);
+    }
+    return ids;
+  }
+
+  struct Started {
+    std::string task_id;
+    std::string worker_id;
+  };
+  std::vector<Started> started_;
+  int start_calls_ = 0;
+  absl::flat_hash_set<std::string> stale_;
+  std::map<std::string, std::unique_ptr<RecordingSink>> sinks_;
+  uint64_t seq_ = 0;
+  Dispatcher dispatcher_;
+};
+
+TEST_F(DispatcherTest, NothingStartsWithoutWorkers) {
+  Enqueue("a");
+  Enqueue("b");
+  EXPECT_TRUE(started_.empty());
+  EXPECT_EQ(dispatcher_.ReadyCount("q"), 2u);
+  EXPECT_EQ(dispatcher_.ReadyCount("other"), 0u);
+  EXPECT_EQ(dispatcher_.WorkerCount(), 0u);
+}
+
+TEST_F(DispatcherTest, StrictPriorityThenFifo) {
+  Enqueue("p0-first", "q", "t", 0);
+  Enqueue("p5-first", "q", "t", 5);
+  Enqueue("p5-second", "q", "t", 5);
+  Enqueue("p9", "q", "t", 9);
+  Enqueue("p0-second", "q", "t", 0);
+  Enqueue("p5-other-type", "q", "u", 5);  // priority spans types in a queue
+  auto w = Worker("w", {"q"}, {}, 1);
+  dispatcher_.AddWorker(w);
+  const std::vector<std::string> want = {"p9",        "p5-first", "p5-second",
+                                         "p5-other-type", "p0-first",
+                                         "p0-second"};
+  for (size_t i = 0; i < want.size(); ++i) {
+    ASSERT_EQ(started_.size(), i + 1);
+    EXPECT_EQ(started_.back().task_id, want[i]);
+    dispatcher_.Release(w.get(), started_.back().task_id);
+  }
+  EXPECT_EQ(started_.size(), want.size());
+  EXPECT_EQ(sinks_["w"]->AssignedIds(), want);
+  EXPECT_EQ(dispatcher_.ReadyCount("q"), 0u);
+}
+
+TEST_F(DispatcherTest, PriorityAcrossAWorkersQueues) {
+  Enqueue("low", "a", "t", 1);
+  Enqueue("high", "b", "t", 8);
+  auto w = Worker("w", {"a", "b"}, {}, 1);
+  dispatcher_.AddWorker(w);
+  EXPECT_EQ(StartedIds(), (std::vector<std::string>{"high"}));
+  dispatcher_.Release(w.get(), "high");
+  EXPECT_EQ(StartedIds(), (std::vector<std::string>{"high", "low"}));
+}
+
+TEST_F(DispatcherTest, TypesFiltering) {
+  Enqueue("x1", "q", "x");
+  Enqueue("y1", "q", "y");
+  Enqueue("z1", "q", "z");
+  auto only_y = Worker("only-y", {"q"}, {"y"}, 10);
+  dispatcher_.AddWorker(only_y);
+  EXPECT_EQ(StartedOn("only-y"), (std::vector<std::string>{"y1"}));
+  auto x_and_z = Worker("x-z", {"q"}, {"x", "z", "absent"}, 10);
+  dispatcher_.AddWorker(x_and_z);
+  std::vector<std::string> xz = StartedOn("x-z");
+  std::sort(xz.begin(), xz.end());
+  EXPECT_EQ(xz, (std::vector<std::string>{"x1", "z1"}));
+
+  Enqueue("w1", "q", "w");
+  EXPECT_EQ(started_.size(), 3u);  // nobody serves type w
+  EXPECT_EQ(dispatcher_.ReadyCount("q"), 1u);
+  auto all = Worker("all", {"q"}, {}, 10);  // empty types: every type
+  dispatcher_.AddWorker(all);
+  EXPECT_EQ(StartedOn("all"), (std::vector<std::string>{"w1"}));
+  EXPECT_EQ(dispatcher_.ReadyCount("q"), 0u);
+}
+
+TEST_F(DispatcherTest, QueuesFiltering) {
+  Enqueue("a1", "a");
+  Enqueue("b1", "b");
+  Enqueue("c1", "c");
+  auto w = Worker("w", {"a", "c"}, {}, 10);
+  dispatcher_.AddWorker(w);
+  std::vector<std::string> got = StartedOn("w");
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, (std::vector<std::string>{"a1", "c1"}));
+  EXPECT_EQ(dispatcher_.ReadyCount("b"), 1u);
+  Enqueue("a2", "a");
+  Enqueue("b2", "b");
+  EXPECT_EQ(StartedOn("w").size(), 3u);
+  EXPECT_EQ(dispatcher_.ReadyCount("b"), 2u);
+}
+
+TEST_F(DispatcherTest, NeverMoreThanConcurrencyHeld) {
+  auto w = Worker("w", {"q"}, {}, 3);
+  dispatcher_.AddWorker(w);
+  for (int i = 0; i < 10; ++i) Enqueue("t" + std::to_string(i));
+  EXPECT_EQ(started_.size(), 3u);
+  EXPECT_EQ(dispatcher_.ReadyCount("q"), 7u);
+  // Each release lets exactly one more through.
+  for (int i = 0; i < 7; ++i) {
+    dispatcher_.Release(w.get(), started_[i].task_id);
+    EXPECT_EQ(started_.size(), 4u + i);
+  }
+  EXPECT_EQ(dispatcher_.ReadyCount("q"), 0u);
+  // Releasing something not held (twice, or unknown) gives no extra credit.
+  dispatcher_.Release(w.get(), started_[0].task_id);
+  dispatcher_.Release(w.get(), "never-assigned");
+  for (int i = 10; i < 15; ++i) Enqueue("t" + std::to_string(i));
+  EXPECT_EQ(started_.size(), 10u);  // still 3 held: t7, t8, t9
+  EXPECT_EQ(dispatcher_.ReadyCount("q"), 5u);
+}
+
+TEST_F(DispatcherTest, PrefersTheLeastLoadedWorker) {
+  auto a = Worker("a", {"q"}, {}, 4);
+  dispatcher_.AddWorker(a);
+  Enqueue("t1");
+  EXPECT_EQ(StartedOn("a").size(), 1u);
+  auto b = Worker("b", {"q"}, {}, 4);
+  dispatcher_.AddWorker(b);
+  Enqueue("t2");  // a holds 1/4, b 0/4: b
+  EXPECT_EQ(StartedOn("b"), (std::vector<std::string>{"t2"}));
+  for (int i = 3; i <= 8; ++i) Enqueue("t" + std::to_string(i));
+  // Spread evenly: both full at 4.
+  EXPECT_EQ(StartedOn("a").size(), 4u);
+  EXPECT_EQ(StartedOn("b").size(), 4u);
+  Enqueue("t9");
+  EXPECT_EQ(started_.size(), 8u);
+  dispatcher_.Release(b.get(), "t2");
+  EXPECT_EQ(StartedOn("b").back(), "t9");
+}
+
+TEST_F(DispatcherTest, LoadIsAFractionOfConcurrency) {
+  auto big = Worker("big", {"q"}, {}, 10);
+  auto small = Worker("small", {"q"}, {}, 2);
+  dispatcher_.AddWorker(small);
+  Enqueue("s1");  // small: 1/2
+  ASSERT_EQ(StartedOn("small").size(), 1u);
+  dispatcher_.AddWorker(big);
+  Enqueue("b1");
+  Enqueue("b2");
+  Enqueue("b3");
+  Enqueue("b4");
+  // big stays below small's 0.5 through 4 tasks (0.4); then 5/10 ties.
+  EXPECT_EQ(StartedOn("big").size(), 4u);
+  EXPECT_EQ(StartedOn("small").size(), 1u);
+}
+
+TEST_F(DispatcherTest, ReleaseDispatchesTheNext) {
+  auto w = Worker("w", {"q"}, {}, 1);
+  dispatcher_.AddWorker(w);
+  Enqueue("a");
+  Enqueue("b");
+  EXPECT_EQ(StartedIds(), (std::vector<std::string>{"a"}));
+  dispatcher_.Release(w.get(), "a");
+  EXPECT_EQ(StartedIds(), (std::vector<std::string>{"a", "b"}));
+  dispatcher_.Release(w.get(), "b");
+  Enqueue("c");  // credit is there: starts at once
+  EXPECT_EQ(StartedIds(), (std::vector<std::string>{"a", "b", "c"}));
+}
+
+TEST_F(DispatcherTest, RemoveWorkerReturnsHeldIds) {
+  auto w = Worker("w", {"q"}, {}, 3);
+  auto other = Worker("other", {"elsewhere"}, {}, 3);
+  dispatcher_.AddWorker(w);
+  dispatcher_.AddWorker(other);
+  EXPECT_EQ(dispatcher_.WorkerCount(), 2u);
+  Enqueue("a");
+  Enqueue("b");
+  Enqueue("c");
+  Enqueue("d");
+  dispatcher_.Release(w.get(), "b");  // d starts
+  std::vector<std::string> held = dispatcher_.RemoveWorker(w.get());
+  std::sort(held.begin(), held.end());
+  EXPECT_EQ(held, (std::vector<std::string>{"a", "c", "d"}));
+  EXPECT_EQ(dispatcher_.WorkerCount(), 1u);
+  // Gone: new work is not sent to it, and removing again returns nothing.
+  Enqueue("e");
+  EXPECT_EQ(started_.size(), 4u);
+  EXPECT_EQ(dispatcher_.ReadyCount("q"), 1u);
+  EXPECT_TRUE(dispatcher_.RemoveWorker(w.get()).empty());
+  dispatcher_.Release(w.get(), "a");  // late release of a removed worker
+  EXPECT_EQ(started_.size(), 4u);
+}
+
+TEST_F(DispatcherTest, StaleEntriesAreDropped) {
+  stale_ = {"gone1", "gone2"};
+  Enqueue("gone1", "q", "t", 9);
+  Enqueue("live1", "q", "t", 5);
+  Enqueue("gone2", "q", "t", 5);
+  Enqueue("live2", "q", "t", 0);
+  auto w = Worker("w", {"q"}, {}, 2);
+  dispatcher_.AddWorker(w);
+  // The stale entries cost no credit: both live tasks start.
+  EXPECT_EQ(StartedIds(), (std::vector<std::string>{"live1", "live2"}));
+  EXPECT_EQ(start_calls_, 4);
+  EXPECT_EQ(dispatcher_.ReadyCount("q"), 0u);
+  dispatcher_.Release(w.get(), "live1");
+  EXPECT_EQ(start_calls_, 4);  // not retried
+  EXPECT_EQ(sinks_["w"]->AssignedIds(),
+            (std::vector<std::string>{"live1", "live2"}));
+}
+
+TEST_F(DispatcherTest, RemoveTakesAnEntryOutOfTheReadyQueue) {
+  ReadyEntry a{"q", "t", 3, 1, "a"};
+  ReadyEntry b{"q", "t", 3, 2, "b"};
+  dispatcher_.Enqueue(a);
+  dispatcher_.Enqueue(b);
+  dispatcher_.Enqueue(a);  // duplicate: counted once
+  EXPECT_EQ(dispatcher_.ReadyCount("q"), 2u);
+  dispatcher_.Remove(a);
+  EXPECT_EQ(dispatcher_.ReadyCount("q"), 1u);
+  dispatcher_.Remove(a);  // absent: no-op
+  dispatcher_.Remove(ReadyEntry{"nope", "t", 0, 0, "x"});
+  dispatcher_.Remove(ReadyEntry{"q", "nope", 0, 0, "x"});
+  EXPECT_EQ(dispatcher_.ReadyCount("q"), 1u);
+  dispatcher_.AddWorker(Worker("w", {"q"}, {}, 5));
+  EXPECT_EQ(StartedIds(), (std::vector<std::string>{"b"}));
+}
+
+}  // namespace
+}  // namespace taskd

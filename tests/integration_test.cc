@@ -337,7 +337,9 @@ TEST(IntegrationTest, StreamReplayAndEndWhenIdsTerminal) {
   std::vector<v1::EventType> types;
   for (size_t i = 0; i < replay.size(); ++i) {
     types.push_back(replay[i].type());
-    if (i > 0) EXPECT_GT(replay[i].sequence(), replay[i - 1].sequence());
+    if (i > 0) {
+      EXPECT_GT(replay[i].sequence(), replay[i - 1].sequence());
+    }
     EXPECT_EQ(replay[i].task().spec().payload(), "payload-bytes");
   }
   std::vector<v1::EventType> expected = {

@@ -286,11 +286,7 @@ absl::StatusOr<v1::Task> Engine::Cancel(const std::string& id,
         if (!r.task.cancel_requested()) {
           r.task.set_cancel_requested(true);
           r.cancel_reason = why;
-          v1::WorkResponse notice;
-          notice.mutable_cancel()->set_task_id(id);
-          notice.mutable_cancel()->set_lease_id(r.lease_id);
-          notice.mutable_cancel()->set_reason(why);
-          if (r.worker) r.worker->sink->Send(std::move(notice));
+          SendCancelNotice(r, why);
         }
         break;
       default:

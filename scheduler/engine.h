@@ -182,6 +182,9 @@ class Engine {
   void EndAttempt(Record& r, v1::TaskError error, Effects& fx);
   absl::Duration Backoff(const v1::Task& task);
   void ReleaseWorker(Record& r, Effects& fx);
+  // Tells the lease holder (if any) to stop the attempt. Shard lock held.
+  static void SendCancelNotice(const Record& r, const std::string& reason);
+  absl::Duration HeartbeatTimeout(const v1::Task& task) const;
 
   // Applies effects collected under a shard lock; no lock held.
   void Apply(Effects& fx);

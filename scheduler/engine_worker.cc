@@ -104,6 +104,23 @@ void Engine::DisconnectWorker(const std::shared_ptr<WorkerSession>& worker) {
   }
 }
 
+void Engine::SendCancelNotice(const Record& r, const std::string& reason) {
+  if (!r.worker) return;
+  v1::WorkResponse notice;
+  notice.mutable_cancel()->set_task_id(r.task.id());
+  notice.mutable_cancel()->set_lease_id(r.lease_id);
+  notice.mutable_cancel()->set_reason(reason);
+  r.worker->sink->Send(std::move(notice));
+}
+
+absl::Duration Engine::HeartbeatTimeout(const v1::Task& task) const {
+  if (task.spec().has_heartbeat_timeout()) {
+    absl::Duration d = ToDuration(task.spec().heartbeat_timeout());
+    if (d > absl::ZeroDuration()) return d;
+  }
+  return options_.default_heartbeat_timeout;
+}
+
 Engine::Record* Engine::LeasedRecord(Shard& shard, const std::string& task_id,
                                      uint64_t lease_id,
                                      const WorkerSession& worker) {
@@ -234,11 +251,7 @@ bool Engine::StartTask(const std::string& id,
                      [this, id, lease] { OnAttemptTimeout(id, lease); });
   }
   worker->sink->Send(std::move(message));
-  absl::Duration hb = r.task.spec().has_heartbeat_timeout() &&
-                              ToDuration(r.task.spec().heartbeat_timeout()) >
-                                  absl::ZeroDuration()
-                          ? ToDuration(r.task.spec().heartbeat_timeout())
-                          : options_.default_heartbeat_timeout;
+  absl::Duration hb = HeartbeatTimeout(r.task);
   timers_.Schedule(now + hb, [this, id, lease] { OnLeaseCheck(id, lease); });
   return true;
 }
@@ -276,22 +289,14 @@ void Engine::OnLeaseCheck(const std::string& id, uint64_t lease_id) {
         !r.worker) {
       return;
     }
-    absl::Duration hb = r.task.spec().has_heartbeat_timeout() &&
-                                ToDuration(r.task.spec().heartbeat_timeout()) >
-                                    absl::ZeroDuration()
-                            ? ToDuration(r.task.spec().heartbeat_timeout())
-                            : options_.default_heartbeat_timeout;
+    absl::Duration hb = HeartbeatTimeout(r.task);
     absl::Time expiry = r.worker->last_seen() + hb;
     if (clock_->Now() < expiry) {
       timers_.Schedule(expiry,
                        [this, id, lease_id] { OnLeaseCheck(id, lease_id); });
       return;
     }
-    v1::WorkResponse notice;
-    notice.mutable_cancel()->set_task_id(id);
-    notice.mutable_cancel()->set_lease_id(lease_id);
-    notice.mutable_cancel()->set_reason("lease expired: no heartbeat");
-    r.worker->sink->Send(std::move(notice));
+    SendCancelNotice(r, "lease expired: no heartbeat");
     v1::TaskError error;
     error.set_code("lease_expired");
     error.set_message(absl::StrCat("no heartbeat from worker ",
@@ -314,13 +319,7 @@ void Engine::OnAttemptTimeout(const std::string& id, uint64_t lease_id) {
     if (r.task.state() != v1::TASK_STATE_RUNNING || r.lease_id != lease_id) {
       return;
     }
-    if (r.worker) {
-      v1::WorkResponse notice;
-      notice.mutable_cancel()->set_task_id(id);
-      notice.mutable_cancel()->set_lease_id(lease_id);
-      notice.mutable_cancel()->set_reason("timeout");
-      r.worker->sink->Send(std::move(notice));
-    }
+    SendCancelNotice(r, "timeout");
     v1::TaskError error;
     error.set_code("timeout");
     error.set_message(

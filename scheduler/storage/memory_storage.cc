@@ -1,0 +1,108 @@
+#include "scheduler/storage/memory_storage.h"
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
+namespace taskd {
+namespace {
+
+class MemoryStorage final : public Storage {
+ public:
+  absl::Status Append(std::vector<Mutation> batch) override
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    if (batch.empty()) return absl::OkStatus();
+    absl::Status valid = ValidateBatch(batch);
+    absl::MutexLock lock(&mu_);
+    if (!valid.ok()) {
+      ++stats_.failed_appends;
+      return valid;
+    }
+    if (closed_) {
+      ++stats_.failed_appends;
+      return absl::FailedPreconditionError("storage is closed");
+    }
+    for (Mutation& m : batch) {
+      switch (m.kind) {
+        case Mutation::Kind::kPutTask:
+          tasks_[m.key] = std::move(m.task);
+          break;
+        case Mutation::Kind::kDeleteTask:
+          tasks_.erase(m.key);
+          break;
+        case Mutation::Kind::kPutMeta:
+          meta_[m.key] = std::move(m.value);
+          break;
+        case Mutation::Kind::kDeleteMeta:
+          meta_.erase(m.key);
+          break;
+      }
+    }
+    ++stats_.appends;
+    ++stats_.commits;
+    stats_.mutations += batch.size();
+    return absl::OkStatus();
+  }
+
+  absl::Status Recover(
+      const std::function<absl::Status(const v1::Task&)>& on_task,
+      const std::function<absl::Status(absl::string_view, absl::string_view)>&
+          on_meta) override ABSL_LOCKS_EXCLUDED(mu_) {
+    // Visit a copy so that visitors may call Append without deadlock.
+    std::map<std::string, v1::Task> tasks;
+    std::map<std::string, std::string> meta;
+    {
+      absl::MutexLock lock(&mu_);
+      if (closed_) return absl::FailedPreconditionError("storage is closed");
+      if (on_task) tasks = tasks_;
+      if (on_meta) meta = meta_;
+    }
+    for (const auto& [key, value] : meta) {
+      absl::Status s = on_meta(key, value);
+      if (!s.ok()) return s;
+    }
+    for (const auto& [id, task] : tasks) {
+      absl::Status s = on_task(task);
+      if (!s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Compact() override ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    if (closed_) return absl::FailedPreconditionError("storage is closed");
+    return absl::OkStatus();
+  }
+
+  absl::Status Close() override ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    closed_ = true;
+    tasks_.clear();
+    meta_.clear();
+    return absl::OkStatus();
+  }
+
+  StorageStats stats() const override ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return stats_;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::map<std::string, v1::Task> tasks_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::string> meta_ ABSL_GUARDED_BY(mu_);
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  StorageStats stats_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+std::unique_ptr<Storage> NewMemoryStorage() {
+  return std::make_unique<MemoryStorage>();
+}
+
+}  // namespace taskd

@@ -1,0 +1,88 @@
+// Journal: ordered, non-blocking writes to a Storage with group commit, and
+// callbacks once a write is durable.
+//
+//   uint64_t ticket = journal.Write({Mutation::PutTask(task)});  // under a lock
+//   ...release the lock...
+//   journal.WhenDurable(ticket, [](absl::Status s) { /* acknowledge */ });
+//
+// Write never blocks, so the engine calls it under a task's shard lock: the
+// order of writes to one task in the journal is the order of its changes.
+// One committer thread takes everything queued, appends it as one batch
+// (one WAL sync per group in sync mode) and then runs the callbacks of the
+// tickets it made durable, in ticket order, on its own thread. Callbacks
+// must not block; they may call Write and WhenDurable.
+//
+// A failed commit is fatal for the store: every pending and later callback
+// gets the error and `on_failure` runs once (the server exits, so a restart
+// recovers from the last durable state instead of serving state that the
+// disk does not have).
+//
+// Thread-safe.
+#ifndef TASKD_SCHEDULER_JOURNAL_H_
+#define TASKD_SCHEDULER_JOURNAL_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "scheduler/storage/storage.h"
+
+namespace taskd {
+
+class Journal {
+ public:
+  using Callback = std::function<void(absl::Status)>;
+
+  // `storage` must outlive the Journal.
+  Journal(Storage* storage, std::function<void(const absl::Status&)> on_failure);
+  ~Journal();  // Stop()s
+  Journal(const Journal&) = delete;
+  Journal& operator=(const Journal&) = delete;
+
+  // Queues `mutations`; returns their ticket (increasing from 1).
+  uint64_t Write(std::vector<Mutation> mutations) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Runs `fn` once every write up to `ticket` is durable (at once, on this
+  // thread, when it already is), or with the error if the store failed.
+  void WhenDurable(uint64_t ticket, Callback fn) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The newest ticket handed out (0 before any write).
+  uint64_t last_ticket() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Commits what is queued, runs the remaining callbacks and joins the
+  // committer. Later writes are never committed; their callbacks get
+  // UNAVAILABLE. Idempotent.
+  void Stop() ABSL_LOCKS_EXCLUDED(mu_);
+
+  struct Stats {
+    uint64_t commits = 0;
+    uint64_t writes = 0;
+  };
+  Stats stats() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  void Run();
+
+  Storage* const storage_;
+  const std::function<void(const absl::Status&)> on_failure_;
+
+  mutable absl::Mutex mu_;
+  std::vector<Mutation> queued_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_ticket_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t durable_ ABSL_GUARDED_BY(mu_) = 0;  // highest durable ticket
+  absl::Status failure_ ABSL_GUARDED_BY(mu_);
+  std::multimap<uint64_t, Callback> waiting_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  Stats stats_ ABSL_GUARDED_BY(mu_);
+  std::thread committer_;
+};
+
+}  // namespace taskd
+
+#endif  // TASKD_SCHEDULER_JOURNAL_H_

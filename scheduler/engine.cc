@@ -9,6 +9,7 @@
 
 #include "absl/base/internal/raw_logging.h"
 #include "absl/hash/hash.h"
+#include "absl/synchronization/notification.h"
 #include "absl/strings/str_cat.h"
 #include "scheduler/engine_internal.h"
 #include "scheduler/task_state.h"
@@ -36,6 +37,24 @@ v1::EventType FinishEvent(v1::TaskState state) {
     default:
       return v1::EVENT_TYPE_CANCELLED;
   }
+}
+
+// Runs an *Async engine call and waits for its answer (the blocking API).
+template <class T, class Start>
+absl::StatusOr<T> WaitFor(Start start) {
+  absl::StatusOr<T> out = absl::UnknownError("no answer");
+  absl::Notification done;
+  start([&](absl::StatusOr<T> r) {
+    out = std::move(r);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return out;
+}
+
+absl::Status NotStored(const absl::Status& s) {
+  return absl::UnavailableError(
+      absl::StrCat("the change could not be stored: ", s.message()));
 }
 
 }  // namespace
@@ -106,12 +125,19 @@ v1::Task Engine::Insert(std::unique_ptr<Record> record, Effects& fx) {
 }
 
 absl::StatusOr<SubmitResult> Engine::Submit(const v1::TaskSpec& spec) {
-  if (shutting_down_) return absl::UnavailableError("server is shutting down");
-  if (auto s = CheckSpec(spec, "task"); !s.ok()) return s;
+  return WaitFor<SubmitResult>(
+      [&](SubmitCallback done) { SubmitAsync(spec, std::move(done)); });
+}
+
+void Engine::SubmitAsync(const v1::TaskSpec& spec, SubmitCallback done) {
+  if (shutting_down_) {
+    return done(absl::UnavailableError("server is shutting down"));
+  }
+  if (auto s = CheckSpec(spec, "task"); !s.ok()) return done(s);
   if (task_count_.load() >= options_.max_tasks) {
-    return absl::ResourceExhaustedError(absl::StrCat(
+    return done(absl::ResourceExhaustedError(absl::StrCat(
         "the server holds its limit of ", options_.max_tasks,
-        " tasks; retry after tasks finish and their result_ttl passes"));
+        " tasks; retry after tasks finish and their result_ttl passes")));
   }
   Effects fx;
   SubmitResult out;
@@ -123,39 +149,56 @@ absl::StatusOr<SubmitResult> Engine::Submit(const v1::TaskSpec& spec) {
                                     spec.idempotency_key());
     absl::MutexLock lock(&idempotency_mu_);
     auto it = idempotency_.find(slot);
-    if (it != idempotency_.end()) {
-      auto existing = Get(it->second);
-      if (existing.ok()) {
-        out.task = *std::move(existing);
-        out.deduplicated = true;
-        return out;
+    auto existing = it == idempotency_.end()
+                        ? absl::StatusOr<v1::Task>(absl::NotFoundError(""))
+                        : Get(it->second);
+    if (existing.ok()) {
+      out.task = *std::move(existing);
+      out.deduplicated = true;
+      // The first submit may not be durable yet: answer after it is.
+      if (options_.journal != nullptr) {
+        fx.ticket = options_.journal->last_ticket();
       }
+    } else {
+      auto record = NewRecord(spec, now);
+      record->idempotency_slot = slot;
+      idempotency_[slot] = record->task.id();
+      out.task = Insert(std::move(record), fx);
     }
-    auto record = NewRecord(spec, now);
-    record->idempotency_slot = slot;
-    idempotency_[slot] = record->task.id();
-    out.task = Insert(std::move(record), fx);
   }
-  Apply(fx);
-  return out;
+  Apply(fx, [done = std::move(done), out = std::move(out)](absl::Status s) {
+    if (!s.ok()) return done(NotStored(s));
+    done(out);
+  });
 }
 
 absl::StatusOr<std::vector<v1::Task>> Engine::SubmitBatch(
     const google::protobuf::RepeatedPtrField<v1::TaskSpec>& specs) {
-  if (shutting_down_) return absl::UnavailableError("server is shutting down");
-  if (specs.empty()) return absl::InvalidArgumentError("tasks: empty batch");
+  return WaitFor<std::vector<v1::Task>>(
+      [&](BatchCallback done) { SubmitBatchAsync(specs, std::move(done)); });
+}
+
+void Engine::SubmitBatchAsync(
+    const google::protobuf::RepeatedPtrField<v1::TaskSpec>& specs,
+    BatchCallback done) {
+  if (shutting_down_) {
+    return done(absl::UnavailableError("server is shutting down"));
+  }
+  if (specs.empty()) {
+    return done(absl::InvalidArgumentError("tasks: empty batch"));
+  }
   if (specs.size() > options_.max_batch_size) {
-    return absl::InvalidArgumentError(
+    return done(absl::InvalidArgumentError(
         absl::StrCat("tasks: at most ", options_.max_batch_size,
-                     " tasks per batch, got ", specs.size()));
+                     " tasks per batch, got ", specs.size())));
   }
   for (int i = 0; i < specs.size(); ++i) {
     if (auto s = CheckSpec(specs[i], absl::StrCat("tasks[", i, "]")); !s.ok())
-      return s;
+      return done(s);
   }
   if (task_count_.load() + specs.size() > options_.max_tasks) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "the server holds its limit of ", options_.max_tasks, " tasks"));
+    return done(absl::ResourceExhaustedError(absl::StrCat(
+        "the server holds its limit of ", options_.max_tasks, " tasks")));
   }
   // The idempotency lock is held across the whole batch so that keys are
   // checked and claimed atomically, duplicates inside the batch included.
@@ -185,9 +228,15 @@ absl::StatusOr<std::vector<v1::Task>> Engine::SubmitBatch(
       }
       out.push_back(Insert(std::move(record), fx));
     }
+    // Deduplicated entries may name tasks whose first submit is in flight.
+    if (options_.journal != nullptr) {
+      fx.ticket = options_.journal->last_ticket();
+    }
   }
-  Apply(fx);
-  return out;
+  Apply(fx, [done = std::move(done), out = std::move(out)](absl::Status s) {
+    if (!s.ok()) return done(NotStored(s));
+    done(out);
+  });
 }
 
 // ---------------------------------------------------------------- reads
@@ -259,9 +308,15 @@ absl::StatusOr<v1::ListTasksResponse> Engine::List(
 
 absl::StatusOr<v1::Task> Engine::Cancel(const std::string& id,
                                         const std::string& reason) {
-  if (auto s = ValidateTaskId(id, "id"); !s.ok()) return s;
+  return WaitFor<v1::Task>(
+      [&](TaskCallback done) { CancelAsync(id, reason, std::move(done)); });
+}
+
+void Engine::CancelAsync(const std::string& id, const std::string& reason,
+                         TaskCallback done) {
+  if (auto s = ValidateTaskId(id, "id"); !s.ok()) return done(s);
   if (reason.size() > 1024) {
-    return absl::InvalidArgumentError("reason: longer than 1024 bytes");
+    return done(absl::InvalidArgumentError("reason: longer than 1024 bytes"));
   }
   Effects fx;
   v1::Task out;
@@ -270,7 +325,7 @@ absl::StatusOr<v1::Task> Engine::Cancel(const std::string& id,
     absl::MutexLock lock(&shard.mu);
     auto it = shard.tasks.find(id);
     if (it == shard.tasks.end()) {
-      return absl::NotFoundError(absl::StrCat("task ", id, " not found"));
+      return done(absl::NotFoundError(absl::StrCat("task ", id, " not found")));
     }
     Record& r = *it->second;
     std::string why = reason.empty() ? "cancelled by client" : reason;
@@ -287,6 +342,7 @@ absl::StatusOr<v1::Task> Engine::Cancel(const std::string& id,
           r.task.set_cancel_requested(true);
           r.cancel_reason = why;
           SendCancelNotice(r, why);
+          Persist(r, fx);
         }
         break;
       default:
@@ -294,8 +350,10 @@ absl::StatusOr<v1::Task> Engine::Cancel(const std::string& id,
     }
     out = r.task;
   }
-  Apply(fx);
-  return out;
+  Apply(fx, [done = std::move(done), out = std::move(out)](absl::Status s) {
+    if (!s.ok()) return done(NotStored(s));
+    done(out);
+  });
 }
 
 // ---------------------------------------------------------------- await
@@ -422,6 +480,16 @@ void Engine::Transition(Record& r, v1::TaskState to, Effects& fx) {
 
 void Engine::Emit(Record& r, v1::EventType type, Effects& fx) {
   events_.Append(type, r.task, clock_->Now());
+  // Every state change emits an event: that is where it is journaled.
+  // Progress alone is not (it is saved with the next state change).
+  if (type != v1::EVENT_TYPE_PROGRESS) Persist(r, fx);
+}
+
+void Engine::Persist(const Record& r, Effects& fx) {
+  if (options_.journal == nullptr) return;
+  std::vector<Mutation> write;
+  write.push_back(Mutation::PutTask(r.task));
+  fx.ticket = options_.journal->Write(std::move(write));
 }
 
 void Engine::MakeReady(Record& r, Effects& fx) {
@@ -433,6 +501,8 @@ void Engine::ReleaseWorker(Record& r, Effects& fx) {
   if (r.worker) fx.released.emplace_back(std::move(r.worker), r.task.id());
   r.worker.reset();
   r.lease_id = 0;
+  r.task.clear_lease_id();
+  r.orphaned = false;
 }
 
 void Engine::Finish(Record& r, v1::TaskState to, Effects& fx) {
@@ -501,14 +571,32 @@ void Engine::EndAttempt(Record& r, v1::TaskError error, Effects& fx) {
   timers_.Schedule(now + backoff, [this, id] { OnScheduleDue(id); });
 }
 
-void Engine::Apply(Effects& fx) {
+void Engine::Apply(Effects& fx, Journal::Callback done) {
+  // Scheduling effects take place at once: if the change is lost in a
+  // crash, the task is simply run again (at-least-once). What a client is
+  // told (acknowledgements, Await results) waits until it is durable.
   for (const ReadyEntry& e : fx.unready) dispatcher_.Remove(e);
   for (ReadyEntry& e : fx.ready) dispatcher_.Enqueue(std::move(e));
   for (auto& [worker, id] : fx.released) dispatcher_.Release(worker.get(), id);
-  for (auto& w : fx.waiters) {
+  events_.Wake();
+  if (options_.journal != nullptr && fx.ticket != 0) {
+    options_.journal->WhenDurable(
+        fx.ticket, [this, waiters = std::move(fx.waiters),
+                    done = std::move(done)](absl::Status s) {
+          ReleaseWaiters(waiters);
+          if (done) done(s);
+        });
+    return;
+  }
+  ReleaseWaiters(fx.waiters);
+  if (done) done(absl::OkStatus());
+}
+
+void Engine::ReleaseWaiters(
+    const std::vector<std::shared_ptr<internal::Waiter>>& waiters) {
+  for (const auto& w : waiters) {
     if (w->remaining.fetch_sub(1) == 1) FireWaiter(w, absl::OkStatus(), true);
   }
-  events_.Wake();
 }
 
 void Engine::Shutdown() {

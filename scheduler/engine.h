@@ -41,6 +41,8 @@
 #include "scheduler/clock.h"
 #include "scheduler/dispatcher.h"
 #include "scheduler/event_log.h"
+#include "scheduler/journal.h"
+#include "scheduler/storage/storage.h"
 #include "scheduler/task_id.h"
 #include "scheduler/timer_queue.h"
 #include "scheduler/validation.h"
@@ -63,6 +65,19 @@ struct EngineOptions {
   int max_await_ids = 1000;
   int max_worker_concurrency = 10'000;
   uint64_t id_seed = 0;  // 0: random; tests may fix it
+  // Where changes are made durable; nullptr keeps tasks in memory only.
+  // With a journal, client acknowledgements and Await releases wait until
+  // the change is durable. Not owned; must outlive the engine's use.
+  Journal* journal = nullptr;
+};
+
+struct RecoveryStats {
+  size_t tasks = 0;
+  size_t pending = 0;
+  size_t scheduled = 0;
+  size_t running = 0;
+  size_t terminal = 0;
+  uint64_t epoch = 0;  // this run's boot epoch
 };
 
 struct SubmitResult {
@@ -90,10 +105,19 @@ class Engine {
   // With an idempotency key already used in the same queue by a retained
   // task, returns that task with deduplicated = true and creates nothing.
   absl::StatusOr<SubmitResult> Submit(const v1::TaskSpec& spec);
+  // The same, answering `done` once the task is durable (at once, on this
+  // thread, without a journal). `done` must not block.
+  using SubmitCallback = std::function<void(absl::StatusOr<SubmitResult>)>;
+  void SubmitAsync(const v1::TaskSpec& spec, SubmitCallback done);
 
   // All-or-nothing: one invalid spec rejects the batch, naming its index.
   absl::StatusOr<std::vector<v1::Task>> SubmitBatch(
       const google::protobuf::RepeatedPtrField<v1::TaskSpec>& specs);
+  using BatchCallback =
+      std::function<void(absl::StatusOr<std::vector<v1::Task>>)>;
+  void SubmitBatchAsync(
+      const google::protobuf::RepeatedPtrField<v1::TaskSpec>& specs,
+      BatchCallback done);
 
   absl::StatusOr<v1::Task> Get(const std::string& id) const;
   absl::StatusOr<v1::ListTasksResponse> List(
@@ -104,6 +128,9 @@ class Engine {
   // lease ends. Terminal: returned unchanged.
   absl::StatusOr<v1::Task> Cancel(const std::string& id,
                                   const std::string& reason);
+  using TaskCallback = std::function<void(absl::StatusOr<v1::Task>)>;
+  void CancelAsync(const std::string& id, const std::string& reason,
+                   TaskCallback done);
 
   // Calls `done` once, when all (or, with `any`, one) of `ids` are terminal,
   // or at `deadline` with done = false, or with UNAVAILABLE at Shutdown. It
@@ -136,6 +163,13 @@ class Engine {
   absl::Status Fail(WorkerSession& worker, const v1::Fail& msg);
 
   // ---- time and life cycle --------------------------------------------------
+
+  // Rebuilds the engine from `storage` before it serves anything: tasks and
+  // their queues, timers and idempotency keys. RUNNING tasks get a fresh
+  // lease window (a reconnecting worker may still finish them by lease id),
+  // after which they are retried per policy. Starts a new boot epoch so
+  // event sequences and lease ids continue above the previous run's.
+  absl::StatusOr<RecoveryStats> Recover(Storage& storage);
 
   // Runs every timer due now (tests call it after advancing a FakeClock).
   void ProcessTimers();
@@ -186,8 +220,13 @@ class Engine {
   static void SendCancelNotice(const Record& r, const std::string& reason);
   absl::Duration HeartbeatTimeout(const v1::Task& task) const;
 
-  // Applies effects collected under a shard lock; no lock held.
-  void Apply(Effects& fx);
+  // Applies effects collected under a shard lock; no lock held. Await
+  // releases and `done` wait until fx's journal writes are durable.
+  void Apply(Effects& fx, Journal::Callback done = nullptr);
+  // Journals the record's current state (shard lock held).
+  void Persist(const Record& r, Effects& fx);
+  void ReleaseWaiters(
+      const std::vector<std::shared_ptr<internal::Waiter>>& waiters);
 
   bool StartTask(const std::string& id,
                  const std::shared_ptr<WorkerSession>& worker);

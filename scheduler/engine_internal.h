@@ -32,6 +32,10 @@ struct Engine::Record {
   uint64_t ready_seq = 0;                // position in the ready queue
   std::string idempotency_slot;          // key in idempotency_, or empty
   std::vector<std::shared_ptr<internal::Waiter>> waiters;
+  // RUNNING after a restart with its holder not reconnected yet: the lease
+  // lasts until orphaned_since + heartbeat timeout unless the worker reports.
+  bool orphaned = false;
+  absl::Time orphaned_since;
 
   ReadyEntry Ready() const {
     return ReadyEntry{task.spec().queue(), task.spec().type(),
@@ -51,6 +55,7 @@ struct Engine::Effects {
   std::vector<ReadyEntry> ready;                           // became PENDING
   std::vector<ReadyEntry> unready;                         // left PENDING
   std::vector<std::pair<std::shared_ptr<WorkerSession>, std::string>> released;
+  uint64_t ticket = 0;  // journal ticket of the last write, 0 for none
 };
 
 }  // namespace taskd

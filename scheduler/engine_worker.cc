@@ -127,8 +127,12 @@ Engine::Record* Engine::LeasedRecord(Shard& shard, const std::string& task_id,
   auto it = shard.tasks.find(task_id);
   if (it == shard.tasks.end()) return nullptr;
   Record& r = *it->second;
-  if (r.task.state() != v1::TASK_STATE_RUNNING || r.lease_id != lease_id ||
-      r.worker.get() != &worker) {
+  if (r.task.state() != v1::TASK_STATE_RUNNING || r.lease_id != lease_id) {
+    return nullptr;
+  }
+  // A lease recovered after a restart may be claimed by whichever worker
+  // names it (its holder, reconnected).
+  if (r.worker.get() != &worker && !(r.orphaned && r.worker == nullptr)) {
     return nullptr;
   }
   return &r;
@@ -157,6 +161,7 @@ absl::Status Engine::Progress(WorkerSession& worker,
     absl::MutexLock lock(&shard.mu);
     Record* r = LeasedRecord(shard, msg.task_id(), msg.lease_id(), worker);
     if (r == nullptr) return absl::OkStatus();  // stale lease: fenced off
+    if (r->orphaned) r->orphaned_since = now;   // the holder is alive
     v1::Progress* p = r->task.mutable_progress();
     p->set_percent(msg.percent());
     p->set_message(msg.message());
@@ -235,6 +240,7 @@ bool Engine::StartTask(const std::string& id,
   r.task.set_worker_id(worker->worker_id);
   *r.task.mutable_start_time() = FromTime(now);
   r.lease_id = next_lease_.fetch_add(1);
+  r.task.set_lease_id(r.lease_id);
   r.worker = worker;
   Emit(r, v1::EVENT_TYPE_STARTED, unused);
 
@@ -285,12 +291,13 @@ void Engine::OnLeaseCheck(const std::string& id, uint64_t lease_id) {
     auto it = shard.tasks.find(id);
     if (it == shard.tasks.end()) return;
     Record& r = *it->second;
-    if (r.task.state() != v1::TASK_STATE_RUNNING || r.lease_id != lease_id ||
-        !r.worker) {
+    if (r.task.state() != v1::TASK_STATE_RUNNING || r.lease_id != lease_id) {
       return;
     }
+    if (!r.worker && !r.orphaned) return;
     absl::Duration hb = HeartbeatTimeout(r.task);
-    absl::Time expiry = r.worker->last_seen() + hb;
+    absl::Time expiry =
+        (r.worker ? r.worker->last_seen() : r.orphaned_since) + hb;
     if (clock_->Now() < expiry) {
       timers_.Schedule(expiry,
                        [this, id, lease_id] { OnLeaseCheck(id, lease_id); });
@@ -299,9 +306,10 @@ void Engine::OnLeaseCheck(const std::string& id, uint64_t lease_id) {
     SendCancelNotice(r, "lease expired: no heartbeat");
     v1::TaskError error;
     error.set_code("lease_expired");
-    error.set_message(absl::StrCat("no heartbeat from worker ",
-                                   r.worker->worker_id, " for ",
-                                   absl::FormatDuration(hb)));
+    error.set_message(absl::StrCat(
+        "no heartbeat from worker ",
+        r.worker ? r.worker->worker_id : r.task.worker_id(), " for ",
+        absl::FormatDuration(hb), r.worker ? "" : " after a server restart"));
     error.set_retryable(true);
     EndAttempt(r, std::move(error), fx);
   }
@@ -343,6 +351,11 @@ void Engine::OnRetentionDue(const std::string& id) {
     slot = std::move(it->second->idempotency_slot);
     shard.tasks.erase(it);
     task_count_.fetch_sub(1);
+    if (options_.journal != nullptr) {
+      std::vector<Mutation> write;
+      write.push_back(Mutation::DeleteTask(id));
+      options_.journal->Write(std::move(write));
+    }
   }
   if (!slot.empty()) {
     absl::MutexLock lock(&idempotency_mu_);

@@ -43,6 +43,12 @@ absl::Status EventLog::Read(uint64_t from, size_t max,
   return absl::OkStatus();
 }
 
+void EventLog::Restart(uint64_t next) {
+  absl::MutexLock lock(&mu_);
+  next_seq_ = next;
+  first_seq_ = next;
+}
+
 uint64_t EventLog::next_sequence() const {
   absl::MutexLock lock(&mu_);
   return next_seq_;

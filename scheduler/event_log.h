@@ -44,6 +44,10 @@ class EventLog {
                     std::vector<v1::TaskEvent>* out) const
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Before the first Append only: the next event gets `next` (so sequences
+  // continue above those of an earlier run of the server).
+  void Restart(uint64_t next) ABSL_LOCKS_EXCLUDED(mu_);
+
   // The sequence number the next event will get.
   uint64_t next_sequence() const ABSL_LOCKS_EXCLUDED(mu_);
   // The oldest sequence still readable.

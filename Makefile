@@ -8,6 +8,7 @@ PACKAGES := bazel-bootstrap bazel-rules-java default-jdk-headless \
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BAZEL := bazel
 LISTEN ?= 127.0.0.1:50051
+DATA_DIR ?= ./taskd-data
 
 .PHONY: deps build run test clean
 
@@ -25,7 +26,7 @@ build: deps
 	$(BAZEL) build //...
 
 run: build
-	./bazel-bin/services/taskd --listen=$(LISTEN)
+	./bazel-bin/services/taskd --listen=$(LISTEN) --data-dir=$(DATA_DIR)
 
 test: build
 	$(BAZEL) test //... --test_output=errors

@@ -32,24 +32,39 @@ ABSL_FLAG(int64_t, event_log_capacity, 1 << 16,
           "events retained for Stream replay");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
           "how long shutdown waits for calls in flight");
-ABSL_FLAG(std::string, durability, "memory",
-          "memory (this version keeps tasks in memory only)");
+ABSL_FLAG(std::string, durability, "sync",
+          "sync: every change is fsynced before it is acknowledged; async: "
+          "written to the OS (survives a process crash, not a power loss); "
+          "memory: nothing survives a restart");
 ABSL_FLAG(std::string, data_dir, "./taskd-data",
-          "data directory (used by durable modes)");
+          "RocksDB data directory (durable modes)");
+ABSL_FLAG(absl::Duration, compact_interval, absl::Minutes(10),
+          "how often space of deleted tasks is reclaimed");
+
+namespace {
+
+// Accepts --data-dir as well as --data_dir: dashes in a flag's name (not in
+// its value) become underscores, the spelling absl flags use.
+void NormalizeFlagNames(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    char* arg = argv[i];
+    if (arg[0] != '-' || arg[1] != '-') continue;
+    if (arg[2] == '\0') break;  // "--": the rest are not flags
+    for (char* c = arg + 2; *c != '\0' && *c != '='; ++c) {
+      if (*c == '-') *c = '_';
+    }
+  }
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "taskd: task scheduler server (gRPC API taskd.v1)");
+  NormalizeFlagNames(argc, argv);
   absl::ParseCommandLine(argc, argv);
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 
-  if (absl::GetFlag(FLAGS_durability) != "memory") {
-    std::fprintf(stderr,
-                 "taskd: --durability=%s is not available in this version; "
-                 "use --durability=memory\n",
-                 absl::GetFlag(FLAGS_durability).c_str());
-    return 2;
-  }
   if (absl::GetFlag(FLAGS_max_payload_bytes) <= 0 ||
       absl::GetFlag(FLAGS_max_tasks) <= 0 ||
       absl::GetFlag(FLAGS_event_log_capacity) <= 0 ||
@@ -79,14 +94,28 @@ int main(int argc, char** argv) {
       absl::GetFlag(FLAGS_heartbeat_timeout);
   options.engine.max_tasks = absl::GetFlag(FLAGS_max_tasks);
   options.engine.event_log_capacity = absl::GetFlag(FLAGS_event_log_capacity);
+  options.durability = absl::GetFlag(FLAGS_durability);
+  options.data_dir = absl::GetFlag(FLAGS_data_dir);
+  options.compact_interval = absl::GetFlag(FLAGS_compact_interval);
 
   taskd::TaskdServer server(options);
   if (auto s = server.Start(); !s.ok()) {
     std::fprintf(stderr, "taskd: %s\n", std::string(s.message()).c_str());
     return 1;
   }
-  std::fprintf(stderr, "taskd: serving on %s (port %d)\n",
-               options.listen.c_str(), server.port());
+  if (options.durability != "memory") {
+    const taskd::RecoveryStats& r = server.recovery();
+    std::fprintf(stderr,
+                 "taskd: recovered %zu tasks (%zu pending, %zu scheduled, "
+                 "%zu running, %zu finished) from %s in %lld ms\n",
+                 r.tasks, r.pending, r.scheduled, r.running, r.terminal,
+                 options.data_dir.c_str(),
+                 static_cast<long long>(
+                     absl::ToInt64Milliseconds(server.recovery_time())));
+  }
+  std::fprintf(stderr, "taskd: serving on %s (port %d), durability=%s\n",
+               options.listen.c_str(), server.port(),
+               options.durability.c_str());
 
   int sig = 0;
   sigwait(&signals, &sig);

@@ -4,26 +4,81 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "scheduler/storage/open_storage.h"
 #include "services/call.h"
 
 namespace taskd {
 
 TaskdServer::TaskdServer(ServerOptions options)
-    : options_(std::move(options)),
-      engine_(std::make_unique<Engine>(
-          options_.engine,
-          options_.clock ? options_.clock : RealClock::Get())),
-      task_handlers_(
-          std::make_unique<TaskServiceHandlers>(engine_.get(), &task_service_)),
-      worker_handlers_(std::make_unique<WorkerServiceHandlers>(
-          engine_.get(), &worker_service_)) {}
+    : options_(std::move(options)) {}
 
-TaskdServer::~TaskdServer() { Shutdown(); }
+TaskdServer::~TaskdServer() {
+  Shutdown();
+  // Also after a failed Start: no background work may outlive the engine.
+  if (compaction_.joinable()) {
+    stop_compaction_.Notify();
+    compaction_.join();
+  }
+  if (journal_) journal_->Stop();
+}
+
+absl::Status TaskdServer::OpenAndRecover() {
+  auto durability = ParseDurability(options_.durability);
+  if (!durability.ok()) return durability.status();
+  EngineOptions engine_options = options_.engine;
+  Clock* clock = options_.clock ? options_.clock : RealClock::Get();
+  if (*durability != Durability::kMemory) {
+    auto storage = OpenStorage(*durability, options_.data_dir);
+    if (!storage.ok()) return storage.status();
+    storage_ = *std::move(storage);
+    auto on_failure = options_.on_storage_failure;
+    if (!on_failure) {
+      on_failure = [](const absl::Status& status) {
+        std::fprintf(stderr,
+                     "taskd: FATAL: %s\ntaskd: stopping so that a restart "
+                     "recovers from the last durable state\n",
+                     status.ToString().c_str());
+        std::_Exit(1);
+      };
+    }
+    journal_ = std::make_unique<Journal>(storage_.get(), std::move(on_failure));
+    engine_options.journal = journal_.get();
+  }
+  engine_ = std::make_unique<Engine>(engine_options, clock);
+  if (storage_ != nullptr) {
+    absl::Time start = absl::Now();
+    auto stats = engine_->Recover(*storage_);
+    if (!stats.ok()) {
+      return absl::Status(stats.status().code(),
+                          absl::StrCat("recovery from ", options_.data_dir,
+                                       " failed: ", stats.status().message()));
+    }
+    recovery_ = *stats;
+    recovery_time_ = absl::Now() - start;
+    compaction_ = std::thread([this] {
+      while (!stop_compaction_.WaitForNotificationWithTimeout(
+          options_.compact_interval)) {
+        if (auto s = storage_->Compact(); !s.ok()) {
+          std::fprintf(stderr, "taskd: compaction failed: %s\n",
+                       s.ToString().c_str());
+        }
+      }
+    });
+  }
+  task_handlers_ =
+      std::make_unique<TaskServiceHandlers>(engine_.get(), &task_service_);
+  worker_handlers_ =
+      std::make_unique<WorkerServiceHandlers>(engine_.get(), &worker_service_);
+  return absl::OkStatus();
+}
 
 absl::Status TaskdServer::Start() {
+  if (auto s = OpenAndRecover(); !s.ok()) return s;
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
@@ -74,10 +129,22 @@ void TaskdServer::Shutdown() {
   engine_->Shutdown();            // Awaits and Streams: UNAVAILABLE
   worker_handlers_->CloseAll();   // Work streams: UNAVAILABLE
   server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
+  // Commits what is queued and answers the calls still waiting for it while
+  // the CQs are polled (a Finish after CQ shutdown would be a bug).
+  if (journal_) journal_->Stop();
   for (auto& cq : cqs_) cq->Shutdown();
   for (auto& t : threads_) t.join();  // each drains its queue
   threads_.clear();
   engine_->StopTimerThread();
+  if (compaction_.joinable()) {
+    stop_compaction_.Notify();
+    compaction_.join();
+  }
+  if (storage_) {
+    if (auto s = storage_->Close(); !s.ok()) {
+      std::fprintf(stderr, "taskd: closing storage: %s\n", s.ToString().c_str());
+    }
+  }
 }
 
 }  // namespace taskd

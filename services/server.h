@@ -12,15 +12,19 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "api/taskd/v1/taskd.grpc.pb.h"
 #include "scheduler/engine.h"
+#include "scheduler/journal.h"
+#include "scheduler/storage/storage.h"
 #include "services/task_service.h"
 #include "services/worker_service.h"
 
@@ -32,6 +36,14 @@ struct ServerOptions {
   absl::Duration shutdown_grace = absl::Seconds(5);
   EngineOptions engine;
   Clock* clock = nullptr;  // nullptr: real time
+  // "sync" (fsync before acknowledging), "async" or "memory".
+  std::string durability = "memory";
+  std::string data_dir = "./taskd-data";
+  // How often deleted records' space is reclaimed.
+  absl::Duration compact_interval = absl::Minutes(10);
+  // Called once if a storage write fails; the default prints the error and
+  // exits, so that a restart recovers from the last durable state.
+  std::function<void(const absl::Status&)> on_storage_failure;
 };
 
 class TaskdServer final {
@@ -41,8 +53,10 @@ class TaskdServer final {
   TaskdServer(const TaskdServer&) = delete;
   TaskdServer& operator=(const TaskdServer&) = delete;
 
-  // Binds, starts the CQ threads and the engine's timers, then reports
-  // SERVING. A port that cannot be bound is an error (no silent fallback).
+  // Opens the store and recovers from it, binds, starts the CQ threads and
+  // the engine's timers, then reports SERVING. Storage errors (directory in
+  // use by another process, corruption, ...) and a port that cannot be
+  // bound are errors with a clear message (no silent fallback).
   absl::Status Start();
 
   // Health NOT_SERVING -> pending Awaits/Streams answered UNAVAILABLE and
@@ -51,11 +65,22 @@ class TaskdServer final {
   void Shutdown();
 
   int port() const { return port_; }
+  // Valid after Start().
   Engine& engine() { return *engine_; }
+  const RecoveryStats& recovery() const { return recovery_; }
+  absl::Duration recovery_time() const { return recovery_time_; }
 
  private:
+  absl::Status OpenAndRecover();
+
   const ServerOptions options_;
+  std::unique_ptr<Storage> storage_;
+  std::unique_ptr<Journal> journal_;
   std::unique_ptr<Engine> engine_;
+  RecoveryStats recovery_;
+  absl::Duration recovery_time_;
+  absl::Notification stop_compaction_;
+  std::thread compaction_;
   v1::TaskService::AsyncService task_service_;
   v1::WorkerService::AsyncService worker_service_;
   std::unique_ptr<TaskServiceHandlers> task_handlers_;

@@ -21,7 +21,10 @@ using Service = v1::TaskService::AsyncService;
 
 // ---------------------------------------------------------------- unary
 
-// A unary RPC answered on the CQ thread from a synchronous engine call.
+// A unary RPC. The engine answers through a callback: at once for reads,
+// after the change is durable for writes (from the journal's thread), so no
+// CQ thread ever waits for a disk. The handler is deleted when its finish
+// tag returns; Finish is started exactly once.
 template <class Request, class Response>
 class UnaryCall final : public Call {
  public:
@@ -29,8 +32,8 @@ class UnaryCall final : public Call {
   using RequestMethod = void (Service::*)(grpc::ServerContext*, Request*,
                                           Responder*, grpc::CompletionQueue*,
                                           grpc::ServerCompletionQueue*, void*);
-  using Handler =
-      std::function<absl::StatusOr<Response>(Engine&, const Request&)>;
+  using Reply = std::function<void(absl::StatusOr<Response>)>;
+  using Handler = std::function<void(Engine&, const Request&, Reply)>;
 
   struct Method {
     RequestMethod request;
@@ -48,13 +51,16 @@ class UnaryCall final : public Call {
       return;
     }
     Arm(handlers_, method_, cq_);
-    absl::StatusOr<Response> result =
-        method_->handle(*handlers_->engine(), request_);
-    if (result.ok()) {
-      responder_.Finish(*result, grpc::Status::OK, &finish_tag_);
-    } else {
-      responder_.FinishWithError(ToGrpcStatus(result.status()), &finish_tag_);
-    }
+    method_->handle(*handlers_->engine(), request_,
+                    [this](absl::StatusOr<Response> result) {
+                      if (result.ok()) {
+                        responder_.Finish(*result, grpc::Status::OK,
+                                          &finish_tag_);
+                      } else {
+                        responder_.FinishWithError(
+                            ToGrpcStatus(result.status()), &finish_tag_);
+                      }
+                    });
   }
 
  private:
@@ -86,46 +92,52 @@ using CancelCall = UnaryCall<v1::CancelRequest, v1::Task>;
 
 const SubmitCall::Method kSubmit{
     &Service::RequestSubmitTask,
-    [](Engine& engine, const v1::SubmitTaskRequest& request)
-        -> absl::StatusOr<v1::SubmitTaskResponse> {
+    [](Engine& engine, const v1::SubmitTaskRequest& request,
+       SubmitCall::Reply reply) {
       if (!request.has_task()) {
-        return absl::InvalidArgumentError("task: required");
+        return reply(absl::InvalidArgumentError("task: required"));
       }
-      auto result = engine.Submit(request.task());
-      if (!result.ok()) return result.status();
-      v1::SubmitTaskResponse response;
-      *response.mutable_task() = std::move(result->task);
-      response.set_deduplicated(result->deduplicated);
-      return response;
+      engine.SubmitAsync(
+          request.task(), [reply = std::move(reply)](
+                              absl::StatusOr<SubmitResult> result) {
+            if (!result.ok()) return reply(result.status());
+            v1::SubmitTaskResponse response;
+            *response.mutable_task() = std::move(result->task);
+            response.set_deduplicated(result->deduplicated);
+            reply(std::move(response));
+          });
     }};
 
 const SubmitBatchCall::Method kSubmitBatch{
     &Service::RequestSubmitTasks,
-    [](Engine& engine, const v1::SubmitTasksRequest& request)
-        -> absl::StatusOr<v1::SubmitTasksResponse> {
-      auto tasks = engine.SubmitBatch(request.tasks());
-      if (!tasks.ok()) return tasks.status();
-      v1::SubmitTasksResponse response;
-      for (v1::Task& t : *tasks) *response.add_tasks() = std::move(t);
-      return response;
+    [](Engine& engine, const v1::SubmitTasksRequest& request,
+       SubmitBatchCall::Reply reply) {
+      engine.SubmitBatchAsync(
+          request.tasks(), [reply = std::move(reply)](
+                               absl::StatusOr<std::vector<v1::Task>> tasks) {
+            if (!tasks.ok()) return reply(tasks.status());
+            v1::SubmitTasksResponse response;
+            for (v1::Task& t : *tasks) *response.add_tasks() = std::move(t);
+            reply(std::move(response));
+          });
     }};
 
 const GetCall::Method kGet{
     &Service::RequestGetTask,
-    [](Engine& engine, const v1::GetTaskRequest& request) {
-      return engine.Get(request.id());
+    [](Engine& engine, const v1::GetTaskRequest& request, GetCall::Reply reply) {
+      reply(engine.Get(request.id()));
     }};
 
 const ListCall::Method kList{
     &Service::RequestListTasks,
-    [](Engine& engine, const v1::ListTasksRequest& request) {
-      return engine.List(request);
-    }};
+    [](Engine& engine, const v1::ListTasksRequest& request,
+       ListCall::Reply reply) { reply(engine.List(request)); }};
 
 const CancelCall::Method kCancel{
     &Service::RequestCancel,
-    [](Engine& engine, const v1::CancelRequest& request) {
-      return engine.Cancel(request.id(), request.reason());
+    [](Engine& engine, const v1::CancelRequest& request,
+       CancelCall::Reply reply) {
+      engine.CancelAsync(request.id(), request.reason(), std::move(reply));
     }};
 
 // ---------------------------------------------------------------- Await

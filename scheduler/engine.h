@@ -173,6 +173,13 @@ class Engine {
 
   // Runs every timer due now (tests call it after advancing a FakeClock).
   void ProcessTimers();
+  // Arms `fn` on the engine's one timer structure (for components built on
+  // the engine, e.g. periodic schedules). `fn` runs with no engine lock held.
+  void ScheduleTimer(absl::Time when, std::function<void()> fn) {
+    timers_.Schedule(when, std::move(fn));
+  }
+  // The journal changes go through, or nullptr in memory mode.
+  Journal* journal() const { return options_.journal; }
   // Starts / stops a thread that runs timers as they fall due (real clock).
   void StartTimerThread();
   void StopTimerThread();

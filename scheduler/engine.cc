@@ -83,10 +83,21 @@ Engine::Shard& Engine::ShardFor(const std::string& id) const {
 absl::Status Engine::CheckSpec(const v1::TaskSpec& spec,
                                absl::string_view path) const {
   if (auto s = ValidateTaskSpec(spec, options_.limits, path); !s.ok()) return s;
-  if (spec.depends_on_size() > 0) {
-    return absl::UnimplementedError(
-        absl::StrCat(path, ".depends_on: task dependencies are not supported "
-                           "by this server version yet"));
+  return CheckDependenciesExist(spec, path);
+}
+
+absl::Status Engine::CheckDependenciesExist(const v1::TaskSpec& spec,
+                                            absl::string_view path) const {
+  // Dependencies must exist already, so no cycle can ever form.
+  for (int i = 0; i < spec.depends_on_size(); ++i) {
+    const std::string& dep = spec.depends_on(i);
+    Shard& shard = ShardFor(dep);
+    absl::MutexLock lock(&shard.mu);
+    if (!shard.tasks.contains(dep)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ".depends_on[", i, "]: unknown task ", dep,
+          " (dependencies must exist; finished ones are kept for result_ttl)"));
+    }
   }
   return absl::OkStatus();
 }
@@ -103,7 +114,9 @@ std::unique_ptr<Engine::Record> Engine::NewRecord(const v1::TaskSpec& spec,
   if (spec.has_run_at()) start = std::max(now, ToTime(spec.run_at()));
   if (spec.has_delay()) start = now + ToDuration(spec.delay());
   *t.mutable_schedule_time() = FromTime(start);
-  t.set_state(start > now ? v1::TASK_STATE_SCHEDULED : v1::TASK_STATE_PENDING);
+  r->unmet_deps = spec.depends_on_size();
+  t.set_state(start > now || r->unmet_deps > 0 ? v1::TASK_STATE_SCHEDULED
+                                                 : v1::TASK_STATE_PENDING);
   return r;
 }
 
@@ -120,6 +133,14 @@ v1::Task Engine::Insert(std::unique_ptr<Record> record, Effects& fx) {
     std::string id = r.task.id();
     timers_.Schedule(ToTime(r.task.schedule_time()),
                      [this, id] { OnScheduleDue(id); });
+  }
+  if (r.unmet_deps > 0) {
+    // Linked after the record is visible, in Apply (no lock held): a
+    // dependency that finishes meanwhile then finds its dependent.
+    for (const std::string& dep : r.task.spec().depends_on()) {
+      fx.dependencies_done.push_back({r.task.id(), dep,
+                                      v1::TASK_STATE_UNSPECIFIED});
+    }
   }
   return r.task;
 }
@@ -513,6 +534,10 @@ void Engine::Finish(Record& r, v1::TaskState to, Effects& fx) {
   Emit(r, FinishEvent(to), fx);
   for (auto& w : r.waiters) fx.waiters.push_back(std::move(w));
   r.waiters.clear();
+  for (std::string& d : r.dependents) {
+    fx.dependencies_done.push_back({std::move(d), r.task.id(), to});
+  }
+  r.dependents.clear();
   absl::Duration ttl = r.task.spec().has_result_ttl()
                            ? ToDuration(r.task.spec().result_ttl())
                            : options_.default_result_ttl;
@@ -578,6 +603,13 @@ void Engine::Apply(Effects& fx, Journal::Callback done) {
   for (const ReadyEntry& e : fx.unready) dispatcher_.Remove(e);
   for (ReadyEntry& e : fx.ready) dispatcher_.Enqueue(std::move(e));
   for (auto& [worker, id] : fx.released) dispatcher_.Release(worker.get(), id);
+  for (Effects::Finished& f : fx.dependencies_done) {
+    if (f.state == v1::TASK_STATE_UNSPECIFIED) {
+      LinkDependency(f.dependent, f.dependency);
+    } else {
+      OnDependencyDone(f.dependent, f.dependency, f.state);
+    }
+  }
   events_.Wake();
   if (options_.journal != nullptr && fx.ticket != 0) {
     options_.journal->WhenDurable(

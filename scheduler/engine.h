@@ -241,6 +241,16 @@ class Engine {
   void OnLeaseCheck(const std::string& id, uint64_t lease_id);
   void OnAttemptTimeout(const std::string& id, uint64_t lease_id);
   void OnRetentionDue(const std::string& id);
+  // `dependency` of task `dependent` ended in `state`.
+  void OnDependencyDone(const std::string& dependent,
+                        const std::string& dependency, v1::TaskState state);
+  // Registers `dependent` with `dependency` (no lock held), or applies the
+  // outcome at once when the dependency already finished.
+  void LinkDependency(const std::string& dependent,
+                      const std::string& dependency);
+  // INVALID_ARGUMENT naming the entry when a dependency is unknown.
+  absl::Status CheckDependenciesExist(const v1::TaskSpec& spec,
+                                      absl::string_view path) const;
 
   // Finds the running record `task_id` leased by `lease_id` to `worker`;
   // nullptr when the lease is stale. Shard lock held.

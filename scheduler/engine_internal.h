@@ -36,6 +36,10 @@ struct Engine::Record {
   // lasts until orphaned_since + heartbeat timeout unless the worker reports.
   bool orphaned = false;
   absl::Time orphaned_since;
+  // depends_on entries not SUCCEEDED yet; the task waits SCHEDULED for 0.
+  int unmet_deps = 0;
+  // Tasks waiting for this one to finish (told by OnDependencyDone).
+  std::vector<std::string> dependents;
 
   ReadyEntry Ready() const {
     return ReadyEntry{task.spec().queue(), task.spec().type(),
@@ -56,6 +60,12 @@ struct Engine::Effects {
   std::vector<ReadyEntry> unready;                         // left PENDING
   std::vector<std::pair<std::shared_ptr<WorkerSession>, std::string>> released;
   uint64_t ticket = 0;  // journal ticket of the last write, 0 for none
+  struct Finished {
+    std::string dependent;
+    std::string dependency;
+    v1::TaskState state;  // how the dependency ended
+  };
+  std::vector<Finished> dependencies_done;
 };
 
 }  // namespace taskd

@@ -26,6 +26,7 @@ absl::StatusOr<RecoveryStats> Engine::Recover(Storage& storage) {
   RecoveryStats stats;
   const absl::Time now = clock_->Now();
   std::vector<ReadyEntry> ready;
+  std::vector<std::pair<std::string, std::vector<std::string>>> waiting_on;
 
   auto on_meta = [&](absl::string_view key,
                      absl::string_view value) -> absl::Status {
@@ -57,6 +58,13 @@ absl::StatusOr<RecoveryStats> Engine::Recover(Storage& storage) {
       case v1::TASK_STATE_SCHEDULED:
         timers_.Schedule(ToTime(task.schedule_time()),
                          [this, id] { OnScheduleDue(id); });
+        if (task.spec().depends_on_size() > 0) {
+          // Relinked once every task is loaded; finished ones count at once.
+          r.unmet_deps = task.spec().depends_on_size();
+          waiting_on.emplace_back(id, std::vector<std::string>(
+                                          task.spec().depends_on().begin(),
+                                          task.spec().depends_on().end()));
+        }
         ++stats.scheduled;
         break;
       case v1::TASK_STATE_RUNNING: {
@@ -102,6 +110,9 @@ absl::StatusOr<RecoveryStats> Engine::Recover(Storage& storage) {
   next_lease_.store(base + 1);
 
   for (ReadyEntry& e : ready) dispatcher_.Enqueue(std::move(e));
+  for (auto& [dependent, deps] : waiting_on) {
+    for (const std::string& dep : deps) LinkDependency(dependent, dep);
+  }
   return stats;
 }
 

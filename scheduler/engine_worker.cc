@@ -271,6 +271,7 @@ void Engine::OnScheduleDue(const std::string& id) {
     if (it == shard.tasks.end()) return;
     Record& r = *it->second;
     if (r.task.state() != v1::TASK_STATE_SCHEDULED) return;
+    if (r.unmet_deps > 0) return;  // the last dependency makes it ready
     absl::Time due = ToTime(r.task.schedule_time());
     if (due > clock_->Now()) {
       timers_.Schedule(due, [this, id] { OnScheduleDue(id); });
@@ -362,6 +363,60 @@ void Engine::OnRetentionDue(const std::string& id) {
     auto it = idempotency_.find(slot);
     if (it != idempotency_.end() && it->second == id) idempotency_.erase(it);
   }
+}
+
+void Engine::LinkDependency(const std::string& dependent,
+                            const std::string& dependency) {
+  v1::TaskState finished = v1::TASK_STATE_UNSPECIFIED;
+  {
+    Shard& shard = ShardFor(dependency);
+    absl::MutexLock lock(&shard.mu);
+    auto it = shard.tasks.find(dependency);
+    if (it == shard.tasks.end()) {
+      // Retired by retention, so it finished long ago; had it failed, the
+      // dependent would have been cancelled then.
+      finished = v1::TASK_STATE_SUCCEEDED;
+    } else if (IsTerminal(it->second->task.state())) {
+      finished = it->second->task.state();
+    } else {
+      it->second->dependents.push_back(dependent);
+    }
+  }
+  if (finished != v1::TASK_STATE_UNSPECIFIED) {
+    OnDependencyDone(dependent, dependency, finished);
+  }
+}
+
+void Engine::OnDependencyDone(const std::string& dependent,
+                              const std::string& dependency,
+                              v1::TaskState state) {
+  Effects fx;
+  {
+    Shard& shard = ShardFor(dependent);
+    absl::MutexLock lock(&shard.mu);
+    auto it = shard.tasks.find(dependent);
+    if (it == shard.tasks.end()) return;
+    Record& r = *it->second;
+    if (IsTerminal(r.task.state()) || r.unmet_deps <= 0) return;
+    if (state == v1::TASK_STATE_SUCCEEDED) {
+      if (--r.unmet_deps == 0 && r.task.state() == v1::TASK_STATE_SCHEDULED &&
+          ToTime(r.task.schedule_time()) <= clock_->Now()) {
+        Transition(r, v1::TASK_STATE_PENDING, fx);
+        Emit(r, v1::EVENT_TYPE_SCHEDULED, fx);
+        MakeReady(r, fx);
+      }
+    } else {
+      r.unmet_deps = 0;
+      v1::TaskError error;
+      error.set_code("dependency_failed");
+      error.set_message(absl::StrCat("dependency ", dependency, " ended ",
+                                     StateName(state)));
+      *r.task.mutable_error() = std::move(error);
+      // Cancels this task's own dependents in turn (through Apply).
+      Finish(r, v1::TASK_STATE_CANCELLED, fx);
+    }
+  }
+  Apply(fx);
 }
 
 void Engine::ProcessTimers() { timers_.RunDue(clock_->Now()); }

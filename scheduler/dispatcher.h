@@ -8,6 +8,12 @@
 // worker with credit the best task it can serve, so strict priority holds
 // within a queue and load spreads across workers.
 //
+// Per queue, operators may pause dispatching, cap the tasks RUNNING at once
+// across all workers (max_concurrency) and rate-limit dispatches with a
+// token bucket (max_dispatch_per_second, burst max(1, rate)). When only the
+// bucket holds a queue back, the Dispatcher asks for a wake-up (WakeFn) at
+// the time the next token is due; the owner then calls Pump().
+//
 // Starting a task is delegated to the engine's StartFn, called with mu_ held;
 // it must not call back into the Dispatcher (lock order: Dispatcher::mu_ ->
 // engine shard lock -> event log). It returns false when the entry was stale
@@ -28,6 +34,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "scheduler/clock.h"
 #include "scheduler/worker_session.h"
 
 namespace taskd {
@@ -39,6 +47,21 @@ struct ReadyEntry {
   int priority = 0;
   uint64_t seq = 0;  // FIFO order within a priority
   std::string task_id;
+  absl::Time since;  // when it became ready (oldest pending age)
+};
+
+struct QueueLimits {
+  bool paused = false;
+  int max_concurrency = 0;              // 0: no limit
+  double max_dispatch_per_second = 0;   // 0: no limit
+};
+
+struct QueueStats {
+  QueueLimits limits;
+  size_t ready = 0;
+  int running = 0;  // started here and not yet released
+  int workers = 0;  // connected workers serving the queue
+  absl::Time oldest_ready = absl::InfiniteFuture();
 };
 
 class Dispatcher {
@@ -46,7 +69,21 @@ class Dispatcher {
   using StartFn = std::function<bool(const std::string& task_id,
                                      const std::shared_ptr<WorkerSession>&)>;
 
-  explicit Dispatcher(StartFn start) : start_(std::move(start)) {}
+  using WakeFn = std::function<void(absl::Time)>;
+
+  // `clock` and `wake` are needed only for rate limits (token buckets).
+  explicit Dispatcher(StartFn start, Clock* clock = nullptr,
+                      WakeFn wake = nullptr)
+      : start_(std::move(start)), clock_(clock), wake_(std::move(wake)) {}
+
+  // Dispatches whatever can go now (after a WakeFn wake-up).
+  void Pump() ABSL_LOCKS_EXCLUDED(mu_);
+
+  void SetLimits(const std::string& queue, QueueLimits limits)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  QueueStats Stats(const std::string& queue) const ABSL_LOCKS_EXCLUDED(mu_);
+  // Queues with ready tasks, settings, running tasks or workers.
+  std::vector<std::string> KnownQueues() const ABSL_LOCKS_EXCLUDED(mu_);
 
   void Enqueue(ReadyEntry entry) ABSL_LOCKS_EXCLUDED(mu_);
   // Removes a ready entry (no-op when absent).
@@ -69,6 +106,7 @@ class Dispatcher {
     int priority;
     uint64_t seq;
     std::string task_id;
+    absl::Time since;  // not part of the order
     bool operator<(const Key& o) const {
       if (priority != o.priority) return priority > o.priority;
       if (seq != o.seq) return seq < o.seq;
@@ -77,24 +115,42 @@ class Dispatcher {
   };
   using ReadySet = std::set<Key>;
   struct QueueReady {
+    std::string name;
     absl::flat_hash_map<std::string, ReadySet> by_type;
     size_t size = 0;
+    std::multiset<absl::Time> since;  // of the ready entries
+    QueueLimits limits;
+    int running = 0;
+    double tokens = 0;
+    absl::Time refilled = absl::InfinitePast();
   };
   struct Slot {
     std::shared_ptr<WorkerSession> worker;
-    absl::flat_hash_set<std::string> held;  // task ids assigned, unfinished
+    // Task id -> queue of the tasks assigned and unfinished.
+    absl::flat_hash_map<std::string, std::string> held;
   };
 
-  void Pump() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // True when `q` may dispatch one more task now; refills its bucket.
+  bool MayDispatch(QueueReady& q, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EraseReady(QueueReady& q, ReadySet& set, ReadySet::iterator it)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Forget(Slot& slot, const std::string& task_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The best ready set `slot` may take from, or nullptr.
-  ReadySet* BestFor(const Slot& slot, QueueReady** queue_out)
+  ReadySet* BestFor(const Slot& slot, absl::Time now, QueueReady** queue_out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const StartFn start_;
+  Clock* const clock_;
+  const WakeFn wake_;
 
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, QueueReady> ready_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<const WorkerSession*, Slot> slots_ ABSL_GUARDED_BY(mu_);
+  // The earliest wake-up asked for and not yet past.
+  absl::Time wake_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };
 
 }  // namespace taskd

@@ -64,10 +64,19 @@ Engine::Engine(EngineOptions options, Clock* clock)
       clock_(clock),
       ids_(options_.id_seed),
       events_(options_.event_log_capacity),
-      dispatcher_([this](const std::string& id,
-                         const std::shared_ptr<WorkerSession>& worker) {
-        return StartTask(id, worker);
-      }) {
+      dispatcher_(
+          [this](const std::string& id,
+                 const std::shared_ptr<WorkerSession>& worker) {
+            return StartTask(id, worker);
+          },
+          clock,
+          // A rate-limited queue's next token: pump again then.
+          [this](absl::Time when) {
+            timers_.Schedule(when, [this] {
+              dispatcher_.Pump();
+              events_.Wake();
+            });
+          }) {
   shards_.reserve(kShards);
   for (size_t i = 0; i < kShards; ++i) shards_.push_back(std::make_unique<Shard>());
 }
@@ -125,6 +134,7 @@ v1::Task Engine::Insert(std::unique_ptr<Record> record, Effects& fx) {
   absl::MutexLock lock(&shard.mu);
   Record& r = *record;
   shard.tasks.emplace(r.task.id(), std::move(record));
+  shard.Count(r.task, +1);
   task_count_.fetch_add(1);
   Emit(r, v1::EVENT_TYPE_SUBMITTED, fx);
   if (r.task.state() == v1::TASK_STATE_PENDING) {
@@ -496,7 +506,10 @@ void Engine::Transition(Record& r, v1::TaskState to, Effects& fx) {
                  std::string(s.message()).c_str());
     return;
   }
+  Shard& shard = ShardFor(r.task.id());  // its lock is held by the caller
+  shard.Count(r.task, -1);
   r.task.set_state(to);
+  shard.Count(r.task, +1);
 }
 
 void Engine::Emit(Record& r, v1::EventType type, Effects& fx) {
@@ -515,6 +528,7 @@ void Engine::Persist(const Record& r, Effects& fx) {
 
 void Engine::MakeReady(Record& r, Effects& fx) {
   r.ready_seq = next_ready_seq_.fetch_add(1);
+  r.ready_since = clock_->Now();
   fx.ready.push_back(r.Ready());
 }
 

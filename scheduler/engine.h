@@ -25,6 +25,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -145,6 +146,25 @@ class Engine {
 
   EventLog& events() { return events_; }
 
+  // ---- operators (QueueService) -------------------------------------------
+
+  // Counts per state, running, oldest pending age, pause and limits.
+  // NOT_FOUND for a queue with no tasks, workers or settings.
+  absl::StatusOr<v1::Queue> GetQueue(const std::string& queue) const;
+  std::vector<v1::Queue> ListQueues() const;
+  using QueueCallback = std::function<void(absl::StatusOr<v1::Queue>)>;
+  // Durable pause/resume: a paused queue accepts submits, dispatches nothing.
+  void PauseQueueAsync(const std::string& queue, bool paused,
+                       QueueCallback done);
+  // Changes the given limits (unset ones stay); 0 removes a limit.
+  void UpdateQueueAsync(const std::string& queue,
+                        std::optional<int> max_concurrency,
+                        std::optional<double> max_dispatch_per_second,
+                        QueueCallback done);
+  // Cancels every PENDING and SCHEDULED task of the queue; answers how many.
+  void PurgeQueueAsync(const std::string& queue, const std::string& reason,
+                       std::function<void(absl::StatusOr<int64_t>)> done);
+
   // ---- workers --------------------------------------------------------------
 
   // Registers a worker (from its hello). Assignments and cancel notices go to
@@ -257,6 +277,11 @@ class Engine {
   Record* LeasedRecord(Shard& shard, const std::string& task_id,
                        uint64_t lease_id, const WorkerSession& worker);
 
+  // Applies `edit` to the queue's limits, journals them, answers `done`.
+  void ChangeQueueLimits(const std::string& queue,
+                         const std::function<void(QueueLimits&)>& edit,
+                         QueueCallback done);
+
   void FireWaiter(const std::shared_ptr<internal::Waiter>& waiter,
                   absl::Status status, bool done);
   void Unregister(const std::shared_ptr<internal::Waiter>& waiter);
@@ -280,6 +305,9 @@ class Engine {
   mutable absl::Mutex idempotency_mu_;
   absl::flat_hash_map<std::string, std::string> idempotency_
       ABSL_GUARDED_BY(idempotency_mu_);
+
+  // Serializes queue-setting changes so their journal writes keep order.
+  absl::Mutex queue_settings_mu_;
 
   absl::Mutex waiters_mu_;
   absl::flat_hash_set<std::shared_ptr<internal::Waiter>> waiters_

@@ -2,6 +2,7 @@
 #ifndef TASKD_SCHEDULER_ENGINE_INTERNAL_H_
 #define TASKD_SCHEDULER_ENGINE_INTERNAL_H_
 
+#include <array>
 #include <atomic>
 #include <map>
 #include <memory>
@@ -11,6 +12,10 @@
 #include "scheduler/engine.h"
 
 namespace taskd {
+
+// Meta key prefix of durable queue settings ("queue/<name>").
+extern const char kQueueKeyPrefix[];
+
 namespace internal {
 
 // One registered Await. `remaining` counts terminal notifications still
@@ -30,6 +35,7 @@ struct Engine::Record {
   uint64_t lease_id = 0;                 // current lease while RUNNING
   std::shared_ptr<WorkerSession> worker;  // holder of the lease
   uint64_t ready_seq = 0;                // position in the ready queue
+  absl::Time ready_since;                // when it last became PENDING
   std::string idempotency_slot;          // key in idempotency_, or empty
   std::vector<std::shared_ptr<internal::Waiter>> waiters;
   // RUNNING after a restart with its holder not reconnected yet: the lease
@@ -43,7 +49,8 @@ struct Engine::Record {
 
   ReadyEntry Ready() const {
     return ReadyEntry{task.spec().queue(), task.spec().type(),
-                      task.spec().priority(), ready_seq, task.id()};
+                      task.spec().priority(), ready_seq, task.id(),
+                      ready_since};
   }
 };
 
@@ -51,6 +58,14 @@ struct Engine::Shard {
   mutable absl::Mutex mu;
   // Ordered by id (= creation time) for ListTasks paging.
   std::map<std::string, std::unique_ptr<Record>> tasks ABSL_GUARDED_BY(mu);
+  // Tasks of this shard per queue and state (index = TaskState), kept by
+  // Insert, Transition and removal.
+  absl::flat_hash_map<std::string, std::array<int64_t, 7>> counts
+      ABSL_GUARDED_BY(mu);
+
+  void Count(const v1::Task& t, int delta) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    counts[t.spec().queue()][t.state()] += delta;
+  }
 };
 
 // Work collected under a shard lock, done after it is released.

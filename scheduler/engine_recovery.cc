@@ -3,6 +3,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "scheduler/engine.h"
@@ -16,6 +17,14 @@ constexpr char kNextEpochKey[] = "next_epoch";
 // Each run of the server numbers its events and leases from epoch << 40, so
 // they never go backwards across restarts (2^40 per run is ample).
 constexpr int kEpochShift = 40;
+
+}  // namespace
+
+// Durable queue settings live under "queue/<name>" (a v1::Queue holding
+// only the settings).
+const char kQueueKeyPrefix[] = "queue/";
+
+namespace {
 
 }  // namespace
 
@@ -33,6 +42,16 @@ absl::StatusOr<RecoveryStats> Engine::Recover(Storage& storage) {
     if (key == kNextEpochKey && !absl::SimpleAtoi(value, &stats.epoch)) {
       return absl::DataLossError(
           absl::StrCat("stored ", kNextEpochKey, " is not a number: ", value));
+    }
+    if (absl::StartsWith(key, kQueueKeyPrefix)) {
+      v1::Queue settings;
+      if (!settings.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+        return absl::DataLossError(absl::StrCat("stored ", key, " is corrupt"));
+      }
+      dispatcher_.SetLimits(settings.queue(),
+                            QueueLimits{settings.paused(),
+                                        settings.max_concurrency(),
+                                        settings.max_dispatch_per_second()});
     }
     return absl::OkStatus();
   };
@@ -52,6 +71,7 @@ absl::StatusOr<RecoveryStats> Engine::Recover(Storage& storage) {
     switch (task.state()) {
       case v1::TASK_STATE_PENDING:
         r.ready_seq = next_ready_seq_.fetch_add(1);  // id order = FIFO
+        r.ready_since = ToTime(task.schedule_time());
         ready.push_back(r.Ready());
         ++stats.pending;
         break;
@@ -93,6 +113,7 @@ absl::StatusOr<RecoveryStats> Engine::Recover(Storage& storage) {
     }
     Shard& shard = ShardFor(id);
     absl::MutexLock lock(&shard.mu);
+    shard.Count(r.task, +1);
     shard.tasks.emplace(id, std::move(record));
     task_count_.fetch_add(1);
     ++stats.tasks;

@@ -350,6 +350,7 @@ void Engine::OnRetentionDue(const std::string& id) {
       return;
     }
     slot = std::move(it->second->idempotency_slot);
+    shard.Count(it->second->task, -1);
     shard.tasks.erase(it);
     task_count_.fetch_sub(1);
     if (options_.journal != nullptr) {

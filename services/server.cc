@@ -70,8 +70,23 @@ absl::Status TaskdServer::OpenAndRecover() {
       }
     });
   }
+  // ScheduleService: the table recovers after the engine, whose tasks its
+  // recovered firings deduplicate against.
+  schedule_table_ =
+      std::make_unique<ScheduleTable>(options_.schedules, engine_.get());
+  if (storage_ != nullptr) {
+    if (auto s = schedule_table_->Recover(*storage_); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("recovery of schedules from ",
+                                                 options_.data_dir,
+                                                 " failed: ", s.message()));
+    }
+  }
+  schedule_handlers_ = std::make_unique<ScheduleServiceHandlers>(
+      schedule_table_.get(), &schedule_service_);
   task_handlers_ =
       std::make_unique<TaskServiceHandlers>(engine_.get(), &task_service_);
+  queue_handlers_ =
+      std::make_unique<QueueServiceHandlers>(engine_.get(), &queue_service_);
   worker_handlers_ =
       std::make_unique<WorkerServiceHandlers>(engine_.get(), &worker_service_);
   return absl::OkStatus();
@@ -89,6 +104,8 @@ absl::Status TaskdServer::Start() {
                            &port_);
   builder.RegisterService(&task_service_);
   builder.RegisterService(&worker_service_);
+  builder.RegisterService(&queue_service_);
+  builder.RegisterService(&schedule_service_);
   builder.SetMaxReceiveMessageSize(
       static_cast<int>(options_.engine.limits.max_payload_bytes) * 2 +
       (1 << 20));
@@ -115,8 +132,11 @@ absl::Status TaskdServer::Start() {
   for (auto& cq : cqs_) {
     task_handlers_->Arm(cq.get());
     worker_handlers_->Arm(cq.get());
+    queue_handlers_->Arm(cq.get());
+    schedule_handlers_->Arm(cq.get());
     threads_.emplace_back(RunCompletionQueue, cq.get());
   }
+  schedule_table_->Start();  // ScheduleService: firings from here on
   engine_->StartTimerThread();
   server_->GetHealthCheckService()->SetServingStatus(true);
   return absl::OkStatus();
@@ -126,6 +146,7 @@ void TaskdServer::Shutdown() {
   if (!started_ || stopped_) return;
   stopped_ = true;
   server_->GetHealthCheckService()->SetServingStatus(false);
+  schedule_table_->Stop();        // ScheduleService: no more firings
   engine_->Shutdown();            // Awaits and Streams: UNAVAILABLE
   worker_handlers_->CloseAll();   // Work streams: UNAVAILABLE
   server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));

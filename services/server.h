@@ -24,7 +24,10 @@
 #include "api/taskd/v1/taskd.grpc.pb.h"
 #include "scheduler/engine.h"
 #include "scheduler/journal.h"
+#include "scheduler/schedule_table.h"
 #include "scheduler/storage/storage.h"
+#include "services/schedule_service.h"
+#include "services/queue_service.h"
 #include "services/task_service.h"
 #include "services/worker_service.h"
 
@@ -41,6 +44,8 @@ struct ServerOptions {
   std::string data_dir = "./taskd-data";
   // How often deleted records' space is reclaimed.
   absl::Duration compact_interval = absl::Minutes(10);
+  // Periodic schedules (ScheduleService).
+  ScheduleTableOptions schedules;
   // Called once if a storage write fails; the default prints the error and
   // exits, so that a restart recovers from the last durable state.
   std::function<void(const absl::Status&)> on_storage_failure;
@@ -67,6 +72,8 @@ class TaskdServer final {
   int port() const { return port_; }
   // Valid after Start().
   Engine& engine() { return *engine_; }
+  // Valid after Start().
+  ScheduleTable& schedules() { return *schedule_table_; }
   const RecoveryStats& recovery() const { return recovery_; }
   absl::Duration recovery_time() const { return recovery_time_; }
 
@@ -84,7 +91,13 @@ class TaskdServer final {
   v1::TaskService::AsyncService task_service_;
   v1::WorkerService::AsyncService worker_service_;
   std::unique_ptr<TaskServiceHandlers> task_handlers_;
+  v1::QueueService::AsyncService queue_service_;
+  std::unique_ptr<QueueServiceHandlers> queue_handlers_;
   std::unique_ptr<WorkerServiceHandlers> worker_handlers_;
+  // ScheduleService: created after (and destroyed before) engine_.
+  std::unique_ptr<ScheduleTable> schedule_table_;
+  v1::ScheduleService::AsyncService schedule_service_;
+  std::unique_ptr<ScheduleServiceHandlers> schedule_handlers_;
   std::unique_ptr<grpc::Server> server_;
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> cqs_;
   std::vector<std::thread> threads_;

@@ -13,6 +13,7 @@
 #include "services/call.h"
 #include "services/ref_counted_call.h"
 #include "services/status_util.h"
+#include "services/unary_call.h"
 
 namespace taskd {
 namespace {
@@ -21,74 +22,14 @@ using Service = v1::TaskService::AsyncService;
 
 // ---------------------------------------------------------------- unary
 
-// A unary RPC. The engine answers through a callback: at once for reads,
-// after the change is durable for writes (from the journal's thread), so no
-// CQ thread ever waits for a disk. The handler is deleted when its finish
-// tag returns; Finish is started exactly once.
-template <class Request, class Response>
-class UnaryCall final : public Call {
- public:
-  using Responder = grpc::ServerAsyncResponseWriter<Response>;
-  using RequestMethod = void (Service::*)(grpc::ServerContext*, Request*,
-                                          Responder*, grpc::CompletionQueue*,
-                                          grpc::ServerCompletionQueue*, void*);
-  using Reply = std::function<void(absl::StatusOr<Response>)>;
-  using Handler = std::function<void(Engine&, const Request&, Reply)>;
-
-  struct Method {
-    RequestMethod request;
-    Handler handle;
-  };
-
-  static void Arm(const TaskServiceHandlers* handlers, const Method* method,
-                  grpc::ServerCompletionQueue* cq) {
-    new UnaryCall(handlers, method, cq);
-  }
-
-  void OnEvent(int op, bool ok) override {
-    if (op == kFinish || !ok) {
-      delete this;
-      return;
-    }
-    Arm(handlers_, method_, cq_);
-    method_->handle(*handlers_->engine(), request_,
-                    [this](absl::StatusOr<Response> result) {
-                      if (result.ok()) {
-                        responder_.Finish(*result, grpc::Status::OK,
-                                          &finish_tag_);
-                      } else {
-                        responder_.FinishWithError(
-                            ToGrpcStatus(result.status()), &finish_tag_);
-                      }
-                    });
-  }
-
- private:
-  enum Op { kRequest, kFinish };
-
-  UnaryCall(const TaskServiceHandlers* handlers, const Method* method,
-            grpc::ServerCompletionQueue* cq)
-      : handlers_(handlers), method_(method), cq_(cq), responder_(&ctx_) {
-    (handlers_->service()->*method_->request)(&ctx_, &request_, &responder_,
-                                              cq_, cq_, &request_tag_);
-  }
-
-  const TaskServiceHandlers* const handlers_;
-  const Method* const method_;
-  grpc::ServerCompletionQueue* const cq_;
-  grpc::ServerContext ctx_;
-  Request request_;
-  Responder responder_;
-  Tag request_tag_{this, kRequest};
-  Tag finish_tag_{this, kFinish};
-};
-
-using SubmitCall = UnaryCall<v1::SubmitTaskRequest, v1::SubmitTaskResponse>;
+using SubmitCall =
+    UnaryCall<Service, v1::SubmitTaskRequest, v1::SubmitTaskResponse>;
 using SubmitBatchCall =
-    UnaryCall<v1::SubmitTasksRequest, v1::SubmitTasksResponse>;
-using GetCall = UnaryCall<v1::GetTaskRequest, v1::Task>;
-using ListCall = UnaryCall<v1::ListTasksRequest, v1::ListTasksResponse>;
-using CancelCall = UnaryCall<v1::CancelRequest, v1::Task>;
+    UnaryCall<Service, v1::SubmitTasksRequest, v1::SubmitTasksResponse>;
+using GetCall = UnaryCall<Service, v1::GetTaskRequest, v1::Task>;
+using ListCall =
+    UnaryCall<Service, v1::ListTasksRequest, v1::ListTasksResponse>;
+using CancelCall = UnaryCall<Service, v1::CancelRequest, v1::Task>;
 
 const SubmitCall::Method kSubmit{
     &Service::RequestSubmitTask,
@@ -498,11 +439,11 @@ class StreamCall final : public RefCountedCall {
 }  // namespace
 
 void TaskServiceHandlers::Arm(grpc::ServerCompletionQueue* cq) const {
-  SubmitCall::Arm(this, &kSubmit, cq);
-  SubmitBatchCall::Arm(this, &kSubmitBatch, cq);
-  GetCall::Arm(this, &kGet, cq);
-  ListCall::Arm(this, &kList, cq);
-  CancelCall::Arm(this, &kCancel, cq);
+  SubmitCall::Arm(engine_, service_, &kSubmit, cq);
+  SubmitBatchCall::Arm(engine_, service_, &kSubmitBatch, cq);
+  GetCall::Arm(engine_, service_, &kGet, cq);
+  ListCall::Arm(engine_, service_, &kList, cq);
+  CancelCall::Arm(engine_, service_, &kCancel, cq);
   AwaitCall::Arm(this, cq);
   StreamCall::Arm(this, cq);
 }

@@ -1,0 +1,91 @@
+// UnaryCall: the handler of one unary RPC on the completion-queue API, for
+// any generated AsyncService.
+//
+//   const UnaryCall<Svc, Req, Resp>::Method kGet{
+//       &Svc::RequestGet,
+//       [](Engine& engine, const Req& req, UnaryCall<...>::Reply reply) {
+//         reply(engine.Get(req.id()));   // now, or later from a callback
+//       }};
+//   UnaryCall<Svc, Req, Resp>::Arm(&engine, &service, &kGet, cq);
+//
+// The handler answers through `reply`, at once for reads or later from the
+// engine's callback (after a write is durable), so no CQ thread waits for a
+// disk. Each call posts its successor when it arrives; it is deleted when
+// its finish tag returns. `reply` must be called exactly once.
+#ifndef TASKD_SERVICES_UNARY_CALL_H_
+#define TASKD_SERVICES_UNARY_CALL_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <functional>
+
+#include "absl/status/statusor.h"
+#include "scheduler/engine.h"
+#include "services/call.h"
+#include "services/status_util.h"
+
+namespace taskd {
+
+template <class Service, class Request, class Response>
+class UnaryCall final : public Call {
+ public:
+  using Responder = grpc::ServerAsyncResponseWriter<Response>;
+  using RequestMethod = void (Service::*)(grpc::ServerContext*, Request*,
+                                          Responder*, grpc::CompletionQueue*,
+                                          grpc::ServerCompletionQueue*, void*);
+  using Reply = std::function<void(absl::StatusOr<Response>)>;
+  using Handler = std::function<void(Engine&, const Request&, Reply)>;
+
+  struct Method {
+    RequestMethod request;
+    Handler handle;
+  };
+
+  static void Arm(Engine* engine, Service* service, const Method* method,
+                  grpc::ServerCompletionQueue* cq) {
+    new UnaryCall(engine, service, method, cq);
+  }
+
+  void OnEvent(int op, bool ok) override {
+    if (op == kFinish || !ok) {
+      delete this;  // finished, or never started (no done tag is pending)
+      return;
+    }
+    Arm(engine_, service_, method_, cq_);
+    method_->handle(*engine_, request_, [this](absl::StatusOr<Response> r) {
+      if (r.ok()) {
+        responder_.Finish(*r, grpc::Status::OK, &finish_tag_);
+      } else {
+        responder_.FinishWithError(ToGrpcStatus(r.status()), &finish_tag_);
+      }
+    });
+  }
+
+ private:
+  enum Op { kRequest, kFinish };
+
+  UnaryCall(Engine* engine, Service* service, const Method* method,
+            grpc::ServerCompletionQueue* cq)
+      : engine_(engine),
+        service_(service),
+        method_(method),
+        cq_(cq),
+        responder_(&ctx_) {
+    (service_->*method_->request)(&ctx_, &request_, &responder_, cq_, cq_,
+                                  &request_tag_);
+  }
+
+  Engine* const engine_;
+  Service* const service_;
+  const Method* const method_;
+  grpc::ServerCompletionQueue* const cq_;
+  grpc::ServerContext ctx_;
+  Request request_;
+  Responder responder_;
+  Tag request_tag_{this, kRequest};
+  Tag finish_tag_{this, kFinish};
+};
+
+}  // namespace taskd
+
+#endif  // TASKD_SERVICES_UNARY_CALL_H_

@@ -5,8 +5,6 @@
 #include <iterator>
 #include <sstream>
 
-#include <google/protobuf/util/json_util.h>
-
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
@@ -15,6 +13,7 @@
 #include "absl/strings/strip.h"
 #include "clients/cpp/cli_args.h"
 #include "clients/cpp/client.h"
+#include "clients/cpp/taskctl_admin.h"
 
 namespace taskd {
 
@@ -23,8 +22,12 @@ const char kTaskctlUsage[] =
 
 commands:
   submit TYPE [--payload STR | --payload-file F] [--queue Q] [--priority N]
-              [--delay D] [--idempotency-key K] [--wait] [--timeout D]
-      submit a task and print its id; --wait also awaits it and prints it
+              [--delay D] [--timeout D] [--retries N] [--key K] [--after ID]...
+              [--wait] [--wait-timeout D]
+      submit a task and print its id; --wait also awaits it and prints it.
+      --timeout: execution limit per attempt; --retries: total attempts;
+      --key (or --idempotency-key): idempotency key; --after: a task that
+      must succeed first (repeatable)
   get ID                              print a task
   await ID... [--any] [--timeout D]   wait until all (or any) are terminal
   cancel ID [--reason R]              cancel a task
@@ -32,6 +35,19 @@ commands:
       print one line per event (ends when all listed tasks are terminal)
   list [--queue Q] [--state pending,scheduled,running,...] [--limit N]
       list tasks (default limit 100; 0 = all)
+
+queues (operators):
+  queues                              one line per queue: counts, limits
+  pause QUEUE | resume QUEUE          stop / restart dispatching a queue
+  purge QUEUE [--reason R]            cancel its pending and scheduled tasks
+  queue-limit QUEUE [--max-concurrency N] [--max-rate R]
+      running tasks at most / dispatches per second (0 removes the limit)
+
+schedules (periodic tasks):
+  schedule create ID (--cron EXPR | --every D) TYPE [--payload P] [--queue Q]
+                  [--priority N]
+      cron is 5 fields in UTC, e.g. "*/15 * * * *"; --every 1m
+  schedule list | get ID | delete ID | pause ID | resume ID
 
 global flags:
   --server ADDR   taskd address (default $TASKD_SERVER, else 127.0.0.1:50051)
@@ -45,24 +61,13 @@ or cancelled task, or wait timeout; 2 usage error.
 namespace {
 
 using Command = TaskctlInvocation::Command;
+using taskctl_internal::Fail;
+using taskctl_internal::ParseDurationFlag;
+using taskctl_internal::SetDuration;
+using taskctl_internal::ToJson;
+using taskctl_internal::Usage;
 constexpr size_t kMaxPayloadFileBytes = 64 << 20;
 constexpr size_t kMaxShownResultChars = 512;
-
-absl::Status Usage(absl::string_view message) {
-  return absl::InvalidArgumentError(message);
-}
-
-absl::StatusOr<absl::Duration> ParseDurationFlag(const ParsedArgs& args,
-                                                 const std::string& name,
-                                                 absl::Duration fallback) {
-  if (!args.Has(name)) return fallback;
-  absl::Duration d;
-  const std::string text = args.Get(name, "");
-  if (!absl::ParseDuration(text, &d) || d < absl::ZeroDuration()) {
-    return Usage(absl::StrCat("--", name, ": not a duration: ", text));
-  }
-  return d;
-}
 
 absl::StatusOr<v1::TaskState> ParseState(absl::string_view text) {
   std::string name = absl::AsciiStrToUpper(absl::StripAsciiWhitespace(text));
@@ -83,7 +88,8 @@ std::vector<FlagSpec> FlagsFor(Command command) {
   switch (command) {
     case Command::kSubmit:
       add({{"payload"}, {"payload-file"}, {"queue"}, {"priority"}, {"delay"},
-           {"idempotency-key"}, {"wait", false}, {"timeout"}});
+           {"timeout"}, {"retries"}, {"idempotency-key"}, {"key"},
+           {"after", true, true}, {"wait", false}, {"wait-timeout"}});
       break;
     case Command::kAwait:
       add({{"any", false}, {"timeout"}});
@@ -99,6 +105,9 @@ std::vector<FlagSpec> FlagsFor(Command command) {
       break;
     case Command::kGet:
     case Command::kHelp:
+      break;
+    default:  // queue and schedule commands
+      add(taskctl_internal::AdminFlags(command));
       break;
   }
   return flags;
@@ -116,7 +125,34 @@ absl::Status ParseCommandArgs(const ParsedArgs& args, TaskctlInvocation* inv) {
       inv->spec.set_payload(args.Get("payload", ""));
       inv->payload_file = args.Get("payload-file", "");
       inv->spec.set_queue(args.Get("queue", ""));
-      inv->spec.set_idempotency_key(args.Get("idempotency-key", ""));
+      if (args.Has("idempotency-key") && args.Has("key")) {
+        return Usage("--key is --idempotency-key: give one of them");
+      }
+      inv->spec.set_idempotency_key(
+          args.Get("key", args.Get("idempotency-key", "")));
+      if (args.Has("after")) {
+        for (const std::string& id : args.flags.at("after")) {
+          if (id.empty()) return Usage("--after: empty task id");
+          inv->spec.add_depends_on(id);
+        }
+      }
+      if (args.Has("retries")) {
+        int attempts;
+        if (!absl::SimpleAtoi(args.Get("retries", ""), &attempts) ||
+            attempts < 0) {
+          return Usage("--retries: not a non-negative integer");
+        }
+        inv->spec.mutable_retry()->set_max_attempts(attempts);
+      }
+      absl::StatusOr<absl::Duration> task_timeout =
+          ParseDurationFlag(args, "timeout", absl::ZeroDuration());
+      if (!task_timeout.ok()) return task_timeout.status();
+      if (*task_timeout == absl::InfiniteDuration()) {
+        return Usage("--timeout: infinite (omit it for no limit)");
+      }
+      if (*task_timeout > absl::ZeroDuration()) {
+        SetDuration(*task_timeout, inv->spec.mutable_timeout());
+      }
       if (args.Has("priority")) {
         int priority;
         if (!absl::SimpleAtoi(args.Get("priority", ""), &priority)) {
@@ -129,13 +165,11 @@ absl::Status ParseCommandArgs(const ParsedArgs& args, TaskctlInvocation* inv) {
       if (!delay.ok()) return delay.status();
       if (*delay == absl::InfiniteDuration()) return Usage("--delay: infinite");
       if (*delay > absl::ZeroDuration()) {
-        const int64_t ns = absl::ToInt64Nanoseconds(*delay);
-        inv->spec.mutable_delay()->set_seconds(ns / 1000000000);
-        inv->spec.mutable_delay()->set_nanos(ns % 1000000000);
+        SetDuration(*delay, inv->spec.mutable_delay());
       }
       inv->wait = args.GetBool("wait");
-      if (args.Has("timeout") && !inv->wait) {
-        return Usage("--timeout needs --wait");
+      if (args.Has("wait-timeout") && !inv->wait) {
+        return Usage("--wait-timeout needs --wait");
       }
       break;
     }
@@ -182,10 +216,14 @@ absl::Status ParseCommandArgs(const ParsedArgs& args, TaskctlInvocation* inv) {
       break;
     case Command::kHelp:
       break;
+    default:
+      return taskctl_internal::ParseAdminArgs(args, inv);
   }
   if (inv->command == Command::kSubmit || inv->command == Command::kAwait) {
-    absl::StatusOr<absl::Duration> timeout =
-        ParseDurationFlag(args, "timeout", absl::InfiniteDuration());
+    // How long to wait: submit --wait-timeout, await --timeout.
+    absl::StatusOr<absl::Duration> timeout = ParseDurationFlag(
+        args, inv->command == Command::kSubmit ? "wait-timeout" : "timeout",
+        absl::InfiniteDuration());
     if (!timeout.ok()) return timeout.status();
     inv->timeout = *timeout;
   }
@@ -197,26 +235,9 @@ std::string StateName(v1::TaskState state) {
       absl::StripPrefix(v1::TaskState_Name(state), "TASK_STATE_"));
 }
 
-std::string ToJson(const google::protobuf::Message& message) {
-  google::protobuf::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
-  std::string json;
-  if (!google::protobuf::util::MessageToJsonString(message, &json, options)
-           .ok()) {
-    return "{}";
-  }
-  return json;
-}
-
 void Print(const TaskctlInvocation& inv, std::ostream& out,
            const v1::Task& task) {
   out << (inv.json ? ToJson(task) : FormatTask(task)) << "\n";
-}
-
-int Fail(std::ostream& err, const absl::Status& status) {
-  err << "taskctl: " << absl::StatusCodeToString(status.code()) << ": "
-      << status.message() << "\n";
-  return 1;
 }
 
 // 1 when any of `tasks` FAILED or was CANCELLED.
@@ -334,6 +355,8 @@ int Execute(TaskctlInvocation inv, std::ostream& out, std::ostream& err) {
                (inv.limit == 0 || printed < inv.limit));
       return 0;
     }
+    default:
+      return taskctl_internal::ExecuteAdmin(inv, out, err);
   }
   return 0;
 }
@@ -354,7 +377,11 @@ absl::StatusOr<TaskctlInvocation> ParseTaskctl(
       {"submit", Command::kSubmit}, {"get", Command::kGet},
       {"await", Command::kAwait},   {"cancel", Command::kCancel},
       {"watch", Command::kWatch},   {"list", Command::kList},
-      {"help", Command::kHelp}};
+      {"help", Command::kHelp},     {"queues", Command::kQueues},
+      {"pause", Command::kPauseQueue},
+      {"resume", Command::kResumeQueue},
+      {"purge", Command::kPurgeQueue},
+      {"queue-limit", Command::kQueueLimit}};
   bool known = false;
   for (const auto& [command_name, command] : kCommands) {
     if (name == command_name) {
@@ -362,9 +389,22 @@ absl::StatusOr<TaskctlInvocation> ParseTaskctl(
       known = true;
     }
   }
+  size_t rest_begin = global->next + 1;
+  if (name == "schedule") {  // `schedule VERB ...`
+    if (rest_begin >= args.size()) {
+      return Usage("schedule needs a command: create, list, get, delete, "
+                   "pause or resume");
+    }
+    absl::StatusOr<Command> verb =
+        taskctl_internal::ScheduleCommand(args[rest_begin]);
+    if (!verb.ok()) return verb.status();
+    inv.command = *verb;
+    known = true;
+    ++rest_begin;
+  }
   if (!known) return Usage(absl::StrCat("unknown command: ", name));
   absl::StatusOr<ParsedArgs> rest =
-      ParseArgs(args, global->next + 1, FlagsFor(inv.command));
+      ParseArgs(args, rest_begin, FlagsFor(inv.command));
   if (!rest.ok()) return rest.status();
   // Global flags may come before or after the command, once.
   for (const char* flag : {"server", "json", "help"}) {

@@ -4,10 +4,16 @@
 //
 //   taskctl [--server ADDR] [--json] submit TYPE [--payload STR |
 //           --payload-file F] [--queue Q] [--priority N] [--delay D]
-//           [--idempotency-key K] [--wait] [--timeout D]
+//           [--timeout D] [--retries N] [--idempotency-key K | --key K]
+//           [--after ID]... [--wait] [--wait-timeout D]
 //   taskctl get ID | await ID... [--any] [--timeout D] | cancel ID [--reason R]
 //   taskctl watch [ID...] [--queue Q] [--from N] | list [--queue Q]
 //           [--state pending,running,...] [--limit N]
+//   taskctl queues | pause QUEUE | resume QUEUE | purge QUEUE [--reason R]
+//           | queue-limit QUEUE [--max-concurrency N] [--max-rate R]
+//   taskctl schedule create ID (--cron EXPR | --every D) TYPE [--payload P]
+//           [--queue Q] [--priority N]
+//   taskctl schedule list | get ID | delete ID | pause ID | resume ID
 //
 // Exit status: 0 success; 1 an RPC failed (stderr: "taskctl: CODE: message"),
 // or an awaited task FAILED or was CANCELLED, or the wait timed out; 2 usage
@@ -18,6 +24,7 @@
 #define TASKD_CLIENTS_CPP_TASKCTL_H_
 
 #include <cstdint>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -31,20 +38,50 @@ namespace taskd {
 inline constexpr char kDefaultServer[] = "127.0.0.1:50051";
 
 struct TaskctlInvocation {
-  enum class Command { kHelp, kSubmit, kGet, kAwait, kCancel, kWatch, kList };
+  enum class Command {
+    kHelp,
+    kSubmit,
+    kGet,
+    kAwait,
+    kCancel,
+    kWatch,
+    kList,
+    // QueueService (operators).
+    kQueues,
+    kPauseQueue,
+    kResumeQueue,
+    kPurgeQueue,
+    kQueueLimit,
+    // ScheduleService: `schedule <verb>`.
+    kScheduleCreate,
+    kScheduleList,
+    kScheduleGet,
+    kScheduleDelete,
+    kSchedulePause,
+    kScheduleResume,
+  };
   Command command = Command::kHelp;
   std::string server = kDefaultServer;
   bool json = false;
-  // submit: type, queue, payload, priority, delay, idempotency_key.
+  // submit: type, queue, payload, priority, delay, timeout,
+  // retry.max_attempts, idempotency_key, depends_on.
   v1::TaskSpec spec;
   std::string payload_file;  // read at run time; "-" = stdin
   bool wait = false;
-  // get, cancel: one id; await: at least one; watch: any number.
+  // get, cancel, schedule get/delete/pause/resume: one id; await: at least
+  // one; watch: any number.
   std::vector<std::string> ids;
   bool any = false;
-  absl::Duration timeout = absl::InfiniteDuration();  // submit --wait, await
-  std::string reason;
-  std::string queue;  // watch, list
+  // How long submit --wait (--wait-timeout) or await (--timeout) waits.
+  absl::Duration timeout = absl::InfiniteDuration();
+  std::string reason;  // cancel, purge
+  // watch, list; pause, resume, purge, queue-limit: the queue named.
+  std::string queue;
+  // queue-limit: the limits to change (unset ones stay as they are).
+  std::optional<int32_t> max_concurrency;
+  std::optional<double> max_dispatch_per_second;
+  // schedule create: id, cron or interval, template.
+  v1::Schedule schedule;
   uint64_t from_sequence = 0;
   std::vector<v1::TaskState> states;
   int limit = 100;  // 0 = no limit
@@ -63,6 +100,8 @@ int RunTaskctl(const std::vector<std::string>& args, const char* env_server,
 // One-line human summaries.
 std::string FormatTask(const v1::Task& task);
 std::string FormatEvent(const v1::TaskEvent& event);
+std::string FormatQueue(const v1::Queue& queue);
+std::string FormatSchedule(const v1::Schedule& schedule);
 
 extern const char kTaskctlUsage[];
 

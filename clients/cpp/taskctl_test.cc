@@ -16,7 +16,7 @@ absl::StatusOr<TaskctlInvocation> Parse(std::vector<std::string> args,
 
 TEST(TaskctlParseTest, SubmitWithFlagsAnywhere) {
   auto inv = Parse({"--json", "submit", "--queue", "q1", "resize",
-                    "--payload=abc", "--wait", "--timeout", "30s",
+                    "--payload=abc", "--wait", "--wait-timeout", "30s",
                     "--server", "h:1", "--priority", "7", "--delay", "1.5s",
                     "--idempotency-key", "k"});
   ASSERT_TRUE(inv.ok()) << inv.status();
@@ -46,12 +46,131 @@ TEST(TaskctlParseTest, SubmitErrors) {
   EXPECT_FALSE(Parse({"submit", "a", "b"}).ok());
   EXPECT_FALSE(Parse({"submit", "a", "--payload", "x", "--payload-file", "f"})
                    .ok());
-  EXPECT_FALSE(Parse({"submit", "a", "--timeout", "5s"}).ok());
+  EXPECT_FALSE(Parse({"submit", "a", "--wait-timeout", "5s"}).ok());
   EXPECT_FALSE(Parse({"submit", "a", "--wait", "--timeout", "soon"}).ok());
   EXPECT_FALSE(Parse({"submit", "a", "--priority", "high"}).ok());
   EXPECT_FALSE(Parse({"submit", "a", "--payload"}).ok());
   EXPECT_FALSE(Parse({"submit", "a", "--wait=maybe"}).ok());
   EXPECT_FALSE(Parse({"submit", "a", "--queue", "x", "--queue", "y"}).ok());
+  EXPECT_FALSE(Parse({"submit", "a", "--retries", "-1"}).ok());
+  EXPECT_FALSE(Parse({"submit", "a", "--retries", "many"}).ok());
+  EXPECT_FALSE(Parse({"submit", "a", "--timeout", "-5s"}).ok());
+  EXPECT_FALSE(Parse({"submit", "a", "--timeout", "inf"}).ok());
+  EXPECT_FALSE(Parse({"submit", "a", "--key", "k", "--idempotency-key", "j"})
+                   .ok());
+  EXPECT_FALSE(Parse({"submit", "a", "--key", "k", "--key", "j"}).ok());
+  EXPECT_FALSE(Parse({"submit", "a", "--after", ""}).ok());
+}
+
+TEST(TaskctlParseTest, SubmitTimeoutRetriesKeyAfter) {
+  auto inv = Parse({"submit", "resize", "--timeout", "1m30s", "--retries",
+                    "5", "--key", "order-1", "--after", "A", "--after=B"});
+  ASSERT_TRUE(inv.ok()) << inv.status();
+  EXPECT_EQ(inv->spec.timeout().seconds(), 90);
+  EXPECT_EQ(inv->spec.retry().max_attempts(), 5);
+  EXPECT_EQ(inv->spec.idempotency_key(), "order-1");
+  EXPECT_EQ(std::vector<std::string>(inv->spec.depends_on().begin(),
+                                     inv->spec.depends_on().end()),
+            (std::vector<std::string>{"A", "B"}));
+  EXPECT_FALSE(inv->wait);
+  EXPECT_EQ(inv->timeout, absl::InfiniteDuration());  // not the wait bound
+
+  inv = Parse({"submit", "t"});
+  ASSERT_TRUE(inv.ok());
+  EXPECT_FALSE(inv->spec.has_timeout());
+  EXPECT_FALSE(inv->spec.has_retry());
+  EXPECT_EQ(inv->spec.depends_on_size(), 0);
+  EXPECT_EQ(Parse({"submit", "t", "--idempotency-key", "k"})
+                ->spec.idempotency_key(),
+            "k");
+}
+
+TEST(TaskctlParseTest, QueueCommands) {
+  auto inv = Parse({"queues"});
+  ASSERT_TRUE(inv.ok()) << inv.status();
+  EXPECT_EQ(inv->command, Command::kQueues);
+  EXPECT_FALSE(Parse({"queues", "extra"}).ok());
+
+  inv = Parse({"pause", "emails"});
+  ASSERT_TRUE(inv.ok()) << inv.status();
+  EXPECT_EQ(inv->command, Command::kPauseQueue);
+  EXPECT_EQ(inv->queue, "emails");
+  EXPECT_EQ(Parse({"resume", "emails"})->command, Command::kResumeQueue);
+  EXPECT_FALSE(Parse({"pause"}).ok());
+  EXPECT_FALSE(Parse({"resume", "a", "b"}).ok());
+
+  inv = Parse({"purge", "emails", "--reason", "bad batch"});
+  ASSERT_TRUE(inv.ok()) << inv.status();
+  EXPECT_EQ(inv->command, Command::kPurgeQueue);
+  EXPECT_EQ(inv->queue, "emails");
+  EXPECT_EQ(inv->reason, "bad batch");
+  EXPECT_FALSE(Parse({"pause", "q", "--reason", "x"}).ok());
+
+  inv = Parse({"queue-limit", "emails", "--max-concurrency", "4",
+               "--max-rate", "2.5"});
+  ASSERT_TRUE(inv.ok()) << inv.status();
+  EXPECT_EQ(inv->command, Command::kQueueLimit);
+  EXPECT_EQ(inv->max_concurrency, 4);
+  EXPECT_EQ(inv->max_dispatch_per_second, 2.5);
+  inv = Parse({"queue-limit", "emails", "--max-rate=0"});
+  ASSERT_TRUE(inv.ok()) << inv.status();
+  EXPECT_FALSE(inv->max_concurrency.has_value());
+  EXPECT_EQ(inv->max_dispatch_per_second, 0.0);
+  EXPECT_FALSE(Parse({"queue-limit", "emails"}).ok());  // nothing to change
+  EXPECT_FALSE(Parse({"queue-limit", "q", "--max-concurrency", "-1"}).ok());
+  EXPECT_FALSE(Parse({"queue-limit", "q", "--max-rate", "fast"}).ok());
+  EXPECT_FALSE(Parse({"queue-limit", "q", "--max-rate", "nan"}).ok());
+}
+
+TEST(TaskctlParseTest, ScheduleCommands) {
+  auto inv = Parse({"schedule", "create", "nightly", "--cron", "0 3 * * *",
+                    "report", "--payload", "p", "--queue", "q",
+                    "--priority", "2", "--json"});
+  ASSERT_TRUE(inv.ok()) << inv.status();
+  EXPECT_EQ(inv->command, Command::kScheduleCreate);
+  EXPECT_TRUE(inv->json);
+  EXPECT_EQ(inv->schedule.id(), "nightly");
+  EXPECT_EQ(inv->schedule.cron(), "0 3 * * *");
+  EXPECT_EQ(inv->schedule.template_().type(), "report");
+  EXPECT_EQ(inv->schedule.template_().payload(), "p");
+  EXPECT_EQ(inv->schedule.template_().queue(), "q");
+  EXPECT_EQ(inv->schedule.template_().priority(), 2);
+
+  inv = Parse({"schedule", "create", "tick", "--every", "1m30s", "ping"});
+  ASSERT_TRUE(inv.ok()) << inv.status();
+  EXPECT_EQ(inv->schedule.interval().seconds(), 90);
+  EXPECT_FALSE(inv->schedule.has_template_() &&
+               inv->schedule.template_().has_timeout());
+
+  EXPECT_FALSE(Parse({"schedule", "create", "x", "t"}).ok());  // no trigger
+  EXPECT_FALSE(Parse({"schedule", "create", "x", "t", "--cron", "* * * * *",
+                      "--every", "1m"})
+                   .ok());
+  EXPECT_FALSE(Parse({"schedule", "create", "x", "--every", "1m"}).ok());
+  EXPECT_FALSE(Parse({"schedule", "create", "x", "t", "--every", "0s"}).ok());
+  EXPECT_FALSE(Parse({"schedule", "create", "x", "t", "--every", "soon"}).ok());
+  EXPECT_FALSE(
+      Parse({"schedule", "create", "x", "t", "--every", "1m", "--priority",
+             "hi"})
+          .ok());
+
+  EXPECT_EQ(Parse({"schedule", "list"})->command, Command::kScheduleList);
+  EXPECT_FALSE(Parse({"schedule", "list", "x"}).ok());
+  const std::pair<const char*, Command> verbs[] = {
+      {"get", Command::kScheduleGet},
+      {"delete", Command::kScheduleDelete},
+      {"pause", Command::kSchedulePause},
+      {"resume", Command::kScheduleResume}};
+  for (const auto& [verb, command] : verbs) {
+    inv = Parse({"schedule", verb, "nightly"});
+    ASSERT_TRUE(inv.ok()) << verb << ": " << inv.status();
+    EXPECT_EQ(inv->command, command) << verb;
+    EXPECT_EQ(inv->ids, (std::vector<std::string>{"nightly"})) << verb;
+    EXPECT_FALSE(Parse({"schedule", verb}).ok()) << verb;
+  }
+  EXPECT_FALSE(Parse({"schedule"}).ok());
+  EXPECT_FALSE(Parse({"schedule", "frobnicate"}).ok());
+  EXPECT_EQ(Parse({"--server", "h:1", "schedule", "get", "x"})->server, "h:1");
 }
 
 TEST(TaskctlParseTest, AwaitAndCancel) {
@@ -135,6 +254,56 @@ TEST(TaskctlRunTest, MissingPayloadFileIsReported) {
                             0),
             0u)
       << err.str();
+}
+
+TEST(TaskctlFormatTest, QueueAndScheduleLines) {
+  v1::Queue q;
+  q.set_queue("emails");
+  q.set_pending(3);
+  q.set_running(1);
+  q.set_workers(2);
+  EXPECT_EQ(FormatQueue(q),
+            "emails pending=3 scheduled=0 running=1 succeeded=0 failed=0 "
+            "cancelled=0 workers=2");
+  q.set_paused(true);
+  q.set_max_concurrency(5);
+  q.set_max_dispatch_per_second(2.5);
+  q.mutable_oldest_pending_age()->set_seconds(90);
+  EXPECT_EQ(FormatQueue(q),
+            "emails pending=3 scheduled=0 running=1 succeeded=0 failed=0 "
+            "cancelled=0 workers=2 paused max_concurrency=5 max_rate=2.5/s "
+            "oldest_pending=1m30s");
+
+  v1::Schedule s;
+  s.set_id("nightly");
+  s.set_cron("0 3 * * *");
+  s.mutable_template_()->set_type("report");
+  s.mutable_next_fire_time()->set_seconds(1'700'000'000);
+  EXPECT_EQ(FormatSchedule(s),
+            "nightly cron=\"0 3 * * *\" type=report "
+            "next=2023-11-14T22:13:20+00:00");
+  s.mutable_interval()->set_seconds(60);
+  s.mutable_template_()->set_queue("q");
+  s.set_paused(true);
+  s.clear_next_fire_time();
+  s.mutable_last_fire_time()->set_seconds(1'700'000'000);
+  s.set_last_task_id("01J");
+  EXPECT_EQ(FormatSchedule(s),
+            "nightly every=1m type=report queue=q paused "
+            "last=2023-11-14T22:13:20+00:00 last_task=01J");
+}
+
+TEST(TaskctlRunTest, ScheduleRpcErrorExitsOne) {
+  std::ostringstream out, err;
+  EXPECT_EQ(RunTaskctl({"--server", "127.0.0.1:1", "schedule", "list"},
+                       nullptr, out, err),
+            1);
+  EXPECT_EQ(err.str().rfind("taskctl: UNAVAILABLE: ", 0), 0u) << err.str();
+  std::ostringstream out2, err2;
+  EXPECT_EQ(RunTaskctl({"--server", "127.0.0.1:1", "queues"}, nullptr, out2,
+                       err2),
+            1);
+  EXPECT_EQ(err2.str().rfind("taskctl: UNAVAILABLE: ", 0), 0u) << err2.str();
 }
 
 TEST(TaskctlFormatTest, HumanLines) {

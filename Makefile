@@ -10,7 +10,7 @@ BAZEL := bazel
 LISTEN ?= 127.0.0.1:50051
 DATA_DIR ?= ./taskd-data
 
-.PHONY: deps build run test clean
+.PHONY: deps build run test bench clean
 
 deps:
 	@missing=$$(for p in $(PACKAGES); do \
@@ -30,6 +30,11 @@ run: build
 
 test: build
 	$(BAZEL) test //... --test_output=errors
+
+# Submit throughput and latency per durability mode and concurrency, plus the
+# disk's raw fsync rate (a table; not part of `make test`).
+bench: build
+	./bazel-bin/tests/bench/submit_bench
 
 clean:
 	$(BAZEL) clean

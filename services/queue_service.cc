@@ -10,7 +10,7 @@ namespace {
 
 using Service = v1::QueueService::AsyncService;
 template <class Request, class Response>
-using Call = UnaryCall<Service, Request, Response>;
+using Call = UnaryCall<Service, Engine, Request, Response>;
 
 using ListCall = Call<v1::ListQueuesRequest, v1::ListQueuesResponse>;
 using GetCall = Call<v1::GetQueueRequest, v1::Queue>;

@@ -4,75 +4,15 @@
 #include <utility>
 
 #include "absl/status/statusor.h"
-#include "services/call.h"
-#include "services/status_util.h"
+#include "services/unary_call.h"
 
 namespace taskd {
 namespace {
 
 using Service = v1::ScheduleService::AsyncService;
 
-// One unary RPC: requested on a CQ, answered through a callback that may run
-// on another thread (the journal's, once a change is durable). The handler
-// is deleted when its finish tag returns (or its request tag fails, e.g. at
-// shutdown); Finish is started exactly once.
 template <class Request, class Response>
-class ScheduleCall final : public Call {
- public:
-  using Responder = grpc::ServerAsyncResponseWriter<Response>;
-  using RequestMethod = void (Service::*)(grpc::ServerContext*, Request*,
-                                          Responder*, grpc::CompletionQueue*,
-                                          grpc::ServerCompletionQueue*, void*);
-  using Reply = std::function<void(absl::StatusOr<Response>)>;
-  using Handler = std::function<void(ScheduleTable&, const Request&, Reply)>;
-
-  struct Method {
-    RequestMethod request;
-    Handler handle;
-  };
-
-  static void Arm(const ScheduleServiceHandlers* handlers, const Method* method,
-                  grpc::ServerCompletionQueue* cq) {
-    new ScheduleCall(handlers, method, cq);
-  }
-
-  void OnEvent(int op, bool ok) override {
-    if (op == kFinish || !ok) {
-      delete this;
-      return;
-    }
-    Arm(handlers_, method_, cq_);  // the successor, before serving this one
-    method_->handle(*handlers_->table(), request_,
-                    [this](absl::StatusOr<Response> result) {
-                      if (result.ok()) {
-                        responder_.Finish(*result, grpc::Status::OK,
-                                          &finish_tag_);
-                      } else {
-                        responder_.FinishWithError(
-                            ToGrpcStatus(result.status()), &finish_tag_);
-                      }
-                    });
-  }
-
- private:
-  enum Op { kRequest, kFinish };
-
-  ScheduleCall(const ScheduleServiceHandlers* handlers, const Method* method,
-               grpc::ServerCompletionQueue* cq)
-      : handlers_(handlers), method_(method), cq_(cq), responder_(&ctx_) {
-    (handlers_->service()->*method_->request)(&ctx_, &request_, &responder_,
-                                              cq_, cq_, &request_tag_);
-  }
-
-  const ScheduleServiceHandlers* const handlers_;
-  const Method* const method_;
-  grpc::ServerCompletionQueue* const cq_;
-  grpc::ServerContext ctx_;
-  Request request_;
-  Responder responder_;
-  Tag request_tag_{this, kRequest};
-  Tag finish_tag_{this, kFinish};
-};
+using ScheduleCall = UnaryCall<Service, ScheduleTable, Request, Response>;
 
 using CreateCall = ScheduleCall<v1::CreateScheduleRequest, v1::Schedule>;
 using GetCall = ScheduleCall<v1::GetScheduleRequest, v1::Schedule>;
@@ -131,12 +71,12 @@ const ResumeCall::Method kResume{
 }  // namespace
 
 void ScheduleServiceHandlers::Arm(grpc::ServerCompletionQueue* cq) const {
-  CreateCall::Arm(this, &kCreate, cq);
-  GetCall::Arm(this, &kGet, cq);
-  ListCall::Arm(this, &kList, cq);
-  DeleteCall::Arm(this, &kDelete, cq);
-  PauseCall::Arm(this, &kPause, cq);
-  ResumeCall::Arm(this, &kResume, cq);
+  CreateCall::Arm(table_, service_, &kCreate, cq);
+  GetCall::Arm(table_, service_, &kGet, cq);
+  ListCall::Arm(table_, service_, &kList, cq);
+  DeleteCall::Arm(table_, service_, &kDelete, cq);
+  PauseCall::Arm(table_, service_, &kPause, cq);
+  ResumeCall::Arm(table_, service_, &kResume, cq);
 }
 
 }  // namespace taskd

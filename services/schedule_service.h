@@ -27,9 +27,6 @@ class ScheduleServiceHandlers final {
   // a call arrives.
   void Arm(grpc::ServerCompletionQueue* cq) const;
 
-  ScheduleTable* table() const { return table_; }
-  v1::ScheduleService::AsyncService* service() const { return service_; }
-
  private:
   ScheduleTable* const table_;
   v1::ScheduleService::AsyncService* const service_;

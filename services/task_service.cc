@@ -23,13 +23,13 @@ using Service = v1::TaskService::AsyncService;
 // ---------------------------------------------------------------- unary
 
 using SubmitCall =
-    UnaryCall<Service, v1::SubmitTaskRequest, v1::SubmitTaskResponse>;
+    UnaryCall<Service, Engine, v1::SubmitTaskRequest, v1::SubmitTaskResponse>;
 using SubmitBatchCall =
-    UnaryCall<Service, v1::SubmitTasksRequest, v1::SubmitTasksResponse>;
-using GetCall = UnaryCall<Service, v1::GetTaskRequest, v1::Task>;
+    UnaryCall<Service, Engine, v1::SubmitTasksRequest, v1::SubmitTasksResponse>;
+using GetCall = UnaryCall<Service, Engine, v1::GetTaskRequest, v1::Task>;
 using ListCall =
-    UnaryCall<Service, v1::ListTasksRequest, v1::ListTasksResponse>;
-using CancelCall = UnaryCall<Service, v1::CancelRequest, v1::Task>;
+    UnaryCall<Service, Engine, v1::ListTasksRequest, v1::ListTasksResponse>;
+using CancelCall = UnaryCall<Service, Engine, v1::CancelRequest, v1::Task>;
 
 const SubmitCall::Method kSubmit{
     &Service::RequestSubmitTask,

@@ -1,12 +1,14 @@
 // UnaryCall: the handler of one unary RPC on the completion-queue API, for
-// any generated AsyncService.
+// any generated AsyncService and any backend (the Engine, the
+// ScheduleTable, ...).
 //
-//   const UnaryCall<Svc, Req, Resp>::Method kGet{
+//   using GetCall = UnaryCall<Svc, Engine, Req, Resp>;
+//   const GetCall::Method kGet{
 //       &Svc::RequestGet,
-//       [](Engine& engine, const Req& req, UnaryCall<...>::Reply reply) {
+//       [](Engine& engine, const Req& req, GetCall::Reply reply) {
 //         reply(engine.Get(req.id()));   // now, or later from a callback
 //       }};
-//   UnaryCall<Svc, Req, Resp>::Arm(&engine, &service, &kGet, cq);
+//   GetCall::Arm(&engine, &service, &kGet, cq);
 //
 // The handler answers through `reply`, at once for reads or later from the
 // engine's callback (after a write is durable), so no CQ thread waits for a
@@ -20,13 +22,12 @@
 #include <functional>
 
 #include "absl/status/statusor.h"
-#include "scheduler/engine.h"
 #include "services/call.h"
 #include "services/status_util.h"
 
 namespace taskd {
 
-template <class Service, class Request, class Response>
+template <class Service, class Backend, class Request, class Response>
 class UnaryCall final : public Call {
  public:
   using Responder = grpc::ServerAsyncResponseWriter<Response>;
@@ -34,16 +35,16 @@ class UnaryCall final : public Call {
                                           Responder*, grpc::CompletionQueue*,
                                           grpc::ServerCompletionQueue*, void*);
   using Reply = std::function<void(absl::StatusOr<Response>)>;
-  using Handler = std::function<void(Engine&, const Request&, Reply)>;
+  using Handler = std::function<void(Backend&, const Request&, Reply)>;
 
   struct Method {
     RequestMethod request;
     Handler handle;
   };
 
-  static void Arm(Engine* engine, Service* service, const Method* method,
+  static void Arm(Backend* backend, Service* service, const Method* method,
                   grpc::ServerCompletionQueue* cq) {
-    new UnaryCall(engine, service, method, cq);
+    new UnaryCall(backend, service, method, cq);
   }
 
   void OnEvent(int op, bool ok) override {
@@ -51,8 +52,8 @@ class UnaryCall final : public Call {
       delete this;  // finished, or never started (no done tag is pending)
       return;
     }
-    Arm(engine_, service_, method_, cq_);
-    method_->handle(*engine_, request_, [this](absl::StatusOr<Response> r) {
+    Arm(backend_, service_, method_, cq_);
+    method_->handle(*backend_, request_, [this](absl::StatusOr<Response> r) {
       if (r.ok()) {
         responder_.Finish(*r, grpc::Status::OK, &finish_tag_);
       } else {
@@ -64,9 +65,9 @@ class UnaryCall final : public Call {
  private:
   enum Op { kRequest, kFinish };
 
-  UnaryCall(Engine* engine, Service* service, const Method* method,
+  UnaryCall(Backend* backend, Service* service, const Method* method,
             grpc::ServerCompletionQueue* cq)
-      : engine_(engine),
+      : backend_(backend),
         service_(service),
         method_(method),
         cq_(cq),
@@ -75,7 +76,7 @@ class UnaryCall final : public Call {
                                   &request_tag_);
   }
 
-  Engine* const engine_;
+  Backend* const backend_;
   Service* const service_;
   const Method* const method_;
   grpc::ServerCompletionQueue* const cq_;

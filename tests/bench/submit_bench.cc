@@ -22,12 +22,7 @@
 //
 // Flags may be spelled with dashes as well (--max-submits), as for taskd.
 #include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/stat.h>
-#include <sys/types.h>
-#include <sys/wait.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -36,7 +31,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -63,6 +57,7 @@
 #include "absl/time/time.h"
 #include "api/taskd/v1/taskd.grpc.pb.h"
 #include "api/taskd/v1/taskd.pb.h"
+#include "tests/taskd_process.h"
 
 ABSL_FLAG(absl::Duration, duration, absl::Seconds(3),
           "longest load phase of one run");
@@ -80,12 +75,13 @@ ABSL_FLAG(int, payload_bytes, 64, "payload size of each task");
 ABSL_FLAG(absl::Duration, fsync_duration, absl::Seconds(2),
           "total length of the raw fdatasync probes");
 ABSL_FLAG(std::string, taskd, "",
-          "taskd binary (default: services/taskd from the runfiles)");
-
-extern char** environ;
+          "taskd binary (default: $TASKD_BINARY, else services/taskd from "
+          "the runfiles)");
 
 namespace taskd {
 namespace {
+
+using testing::TaskdProcess;
 
 // Dashes in a flag's name (not its value) become underscores, absl's
 // spelling, so --max-submits works like --max_submits.
@@ -103,134 +99,6 @@ void NormalizeFlagNames(int argc, char** argv) {
 constexpr absl::Duration kStartLimit = absl::Seconds(60);
 constexpr absl::Duration kExitLimit = absl::Seconds(15);
 constexpr absl::Duration kCallTimeout = absl::Seconds(30);
-
-// The taskd binary: the flag, else the runfiles copy (cwd under `bazel run`,
-// or next to this binary when it is run from bazel-bin).
-absl::StatusOr<std::string> FindTaskd(const char* argv0) {
-  std::vector<std::string> candidates;
-  if (!absl::GetFlag(FLAGS_taskd).empty()) {
-    candidates.push_back(absl::GetFlag(FLAGS_taskd));
-  } else {
-    candidates.push_back("services/taskd");
-    candidates.push_back(absl::StrCat(argv0, ".runfiles/taskd/services/taskd"));
-  }
-  for (const std::string& c : candidates) {
-    if (access(c.c_str(), X_OK) == 0) return c;
-  }
-  return absl::NotFoundError(absl::StrCat(
-      "no taskd binary at ", candidates.front(), "; pass --taskd=PATH"));
-}
-
-// A taskd child process. Its stderr is read (without blocking forever) only
-// until it reports its port; after that the pipe's 64 KiB buffer holds what
-// little the server logs until Stop(). Thread-compatible.
-class TaskdProcess {
- public:
-  static absl::StatusOr<std::unique_ptr<TaskdProcess>> Spawn(
-      std::vector<std::string> args) {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) {
-      return absl::InternalError(absl::StrCat("pipe2: errno ", errno));
-    }
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, fds[1], STDERR_FILENO);
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    pid_t pid = 0;
-    const int err =
-        posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    close(fds[1]);
-    if (err != 0) {
-      close(fds[0]);
-      return absl::InternalError(
-          absl::StrCat("posix_spawn ", args[0], ": errno ", err));
-    }
-    return std::unique_ptr<TaskdProcess>(new TaskdProcess(pid, fds[0]));
-  }
-
-  ~TaskdProcess() {
-    if (!reaped_) {
-      kill(pid_, SIGKILL);
-      Wait(kExitLimit).IgnoreError();
-    }
-    close(fd_);
-  }
-
-  // Reads stderr until "serving on ... (port N)"; an error with what the
-  // server printed if it exits first or `limit` passes.
-  absl::StatusOr<int> WaitServing(absl::Duration limit) {
-    const absl::Time deadline = absl::Now() + limit;
-    std::string text;
-    while (absl::Now() < deadline) {
-      pollfd p{fd_, POLLIN, 0};
-      const int ms = static_cast<int>(std::max<int64_t>(
-          0, absl::ToInt64Milliseconds(deadline - absl::Now())));
-      const int n = poll(&p, 1, std::min(ms, 200));
-      if (n < 0 && errno != EINTR) break;
-      if (n <= 0) continue;
-      char buf[4096];
-      const ssize_t got = read(fd_, buf, sizeof buf);
-      if (got < 0 && errno == EINTR) continue;
-      if (got <= 0) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("taskd exited before serving: ", text));
-      }
-      text.append(buf, got);
-      for (absl::string_view line : absl::StrSplit(text, '\n')) {
-        const size_t at = line.find("(port ");
-        if (line.find("serving on") == absl::string_view::npos ||
-            at == absl::string_view::npos) {
-          continue;
-        }
-        const size_t end = line.find(')', at);
-        int port = 0;
-        if (end != absl::string_view::npos &&
-            absl::SimpleAtoi(line.substr(at + 6, end - at - 6), &port) &&
-            port > 0) {
-          return port;
-        }
-      }
-    }
-    return absl::DeadlineExceededError(absl::StrCat(
-        "taskd not serving after ", absl::FormatDuration(limit), ": ", text));
-  }
-
-  // SIGTERM, then SIGKILL if it has not exited within kExitLimit.
-  void Stop() {
-    if (reaped_) return;
-    kill(pid_, SIGTERM);
-    if (!Wait(kExitLimit).ok()) {
-      kill(pid_, SIGKILL);
-      Wait(kExitLimit).IgnoreError();
-    }
-  }
-
- private:
-  TaskdProcess(pid_t pid, int fd) : pid_(pid), fd_(fd) {}
-
-  absl::Status Wait(absl::Duration limit) {
-    const absl::Time deadline = absl::Now() + limit;
-    while (true) {
-      int status = 0;
-      const pid_t r = waitpid(pid_, &status, WNOHANG);
-      if (r == pid_ || (r < 0 && errno != EINTR)) {
-        reaped_ = true;
-        return absl::OkStatus();
-      }
-      if (absl::Now() >= deadline) {
-        return absl::DeadlineExceededError("taskd did not exit");
-      }
-      absl::SleepFor(absl::Milliseconds(2));
-    }
-  }
-
-  const pid_t pid_;
-  const int fd_;
-  bool reaped_ = false;
-};
 
 struct RunResult {
   int64_t ok = 0;
@@ -433,9 +301,10 @@ int Main(int argc, char** argv) {
                  "positive, --modes and --concurrency non-empty\n");
     return 2;
   }
-  absl::StatusOr<std::string> taskd = FindTaskd(argv[0]);
+  absl::StatusOr<std::string> taskd =
+      testing::FindTaskdBinary(absl::GetFlag(FLAGS_taskd), argv[0]);
   if (!taskd.ok()) {
-    std::fprintf(stderr, "submit_bench: %s\n",
+    std::fprintf(stderr, "submit_bench: %s; pass --taskd=PATH\n",
                  std::string(taskd.status().message()).c_str());
     return 2;
   }
@@ -460,31 +329,31 @@ int Main(int argc, char** argv) {
   for (const std::string& mode : modes) {
     for (int concurrency : concurrencies) {
       const std::string data_dir = absl::StrCat(work, "/run-", run_index++);
-      std::vector<std::string> args = {*taskd, "--listen=127.0.0.1:0",
-                                       absl::StrCat("--durability=", mode),
-                                       absl::StrCat("--data_dir=", data_dir)};
+      TaskdProcess::Options options;
+      options.binary = *taskd;
+      options.flags = {"--listen=127.0.0.1:0",
+                       absl::StrCat("--durability=", mode),
+                       absl::StrCat("--data_dir=", data_dir)};
       if (absl::GetFlag(FLAGS_server_threads) > 0) {
-        args.push_back(
+        options.flags.push_back(
             absl::StrCat("--threads=", absl::GetFlag(FLAGS_server_threads)));
       }
+      options.start_limit = kStartLimit;
+      options.exit_limit = kExitLimit;
       absl::StatusOr<std::unique_ptr<TaskdProcess>> server =
-          TaskdProcess::Spawn(args);
-      absl::StatusOr<int> port =
-          server.ok() ? (*server)->WaitServing(kStartLimit) : server.status();
-      if (!port.ok()) {
-        std::string why(port.status().message());
-        std::replace(why.begin(), why.end(), '\n', ' ');
+          TaskdProcess::Start(std::move(options));
+      if (!server.ok()) {
         std::printf("%-7s %5d %9s %8s %8s  server failed: %s\n", mode.c_str(),
-                    concurrency, "-", "-", "-", why.c_str());
+                    concurrency, "-", "-", "-",
+                    std::string(server.status().message()).c_str());
         std::fflush(stdout);
-        server = nullptr;
         std::error_code ignored;
         std::filesystem::remove_all(data_dir, ignored);
         continue;
       }
-      const RunResult r = RunLoad(absl::StrCat("127.0.0.1:", *port),
-                                  concurrency, duration, max_submits);
-      (*server)->Stop();
+      const RunResult r =
+          RunLoad((*server)->target(), concurrency, duration, max_submits);
+      (*server)->Stop().IgnoreError();
       std::error_code ignored;
       std::filesystem::remove_all(data_dir, ignored);
       std::printf(

@@ -364,6 +364,59 @@ TEST(IntegrationTest, StreamReplayAndEndWhenIdsTerminal) {
   worker->Stop();
 }
 
+TEST(IntegrationTest, DependentRunsOnlyAfterItsDependencySucceeds) {
+  auto server = StartServer();
+  TaskClient client(Target(*server));
+  absl::Mutex mu;
+  std::vector<std::string> order;
+  auto worker = StartWorker(
+      *server, "step",
+      [&](TaskContext& ctx) {
+        absl::MutexLock lock(&mu);
+        order.push_back(ctx.payload());
+        return absl::StatusOr<std::string>("");
+      },
+      4);
+  auto first = client.Submit(Spec("step", "first"));
+  ASSERT_TRUE(first.ok());
+  v1::TaskSpec second = Spec("step", "second", /*priority=*/9);
+  second.add_depends_on(first->task().id());
+  auto dependent = client.Submit(second);
+  ASSERT_TRUE(dependent.ok()) << dependent.status();
+  auto done = client.Await({dependent->task().id()}, v1::AWAIT_MODE_ALL,
+                           absl::Seconds(30));
+  ASSERT_TRUE(done.ok() && done->done());
+  EXPECT_EQ(done->tasks(0).state(), v1::TASK_STATE_SUCCEEDED);
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(order, (std::vector<std::string>{"first", "second"}));
+  worker->Stop();
+}
+
+TEST(IntegrationTest, AttemptTimeoutStopsTheHandlerAndFailsWithTimeout) {
+  auto server = StartServer();
+  TaskClient client(Target(*server));
+  std::atomic<int> stopped{0};
+  auto worker = StartWorker(*server, "slow", [&](TaskContext& ctx) {
+    if (ctx.WaitCancelled(absl::Seconds(60))) ++stopped;
+    return absl::StatusOr<std::string>(absl::CancelledError("told to stop"));
+  });
+  v1::TaskSpec spec = Spec("slow");
+  spec.mutable_timeout()->set_nanos(200'000'000);
+  spec.mutable_retry()->set_max_attempts(2);
+  spec.mutable_retry()->mutable_initial_backoff()->set_nanos(10'000'000);
+  auto r = client.Submit(spec);
+  ASSERT_TRUE(r.ok());
+  auto done = client.Await({r->task().id()}, v1::AWAIT_MODE_ALL,
+                           absl::Seconds(30));
+  ASSERT_TRUE(done.ok() && done->done());
+  const v1::Task& t = done->tasks(0);
+  EXPECT_EQ(t.state(), v1::TASK_STATE_FAILED);
+  EXPECT_EQ(t.error().code(), "timeout");
+  EXPECT_EQ(t.attempt(), 2);  // retried once, then out of attempts
+  EXPECT_EQ(stopped.load(), 2);
+  worker->Stop();
+}
+
 TEST(IntegrationTest, ShutdownAnswersPendingAwaitsUnavailable) {
   auto server = StartServer();
   TaskClient client(Target(*server));

@@ -19,15 +19,6 @@ namespace {
 
 constexpr size_t kShards = 32;
 
-v1::TaskError MakeError(std::string code, std::string message,
-                        bool retryable) {
-  v1::TaskError e;
-  e.set_code(std::move(code));
-  e.set_message(std::move(message));
-  e.set_retryable(retryable);
-  return e;
-}
-
 v1::EventType FinishEvent(v1::TaskState state) {
   switch (state) {
     case v1::TASK_STATE_SUCCEEDED:

@@ -272,6 +272,10 @@ class Engine {
   absl::Status CheckDependenciesExist(const v1::TaskSpec& spec,
                                       absl::string_view path) const;
 
+  // The record `task_id` if it is RUNNING under `lease_id`, else nullptr.
+  // Shard lock held.
+  Record* RunningRecord(Shard& shard, const std::string& task_id,
+                        uint64_t lease_id);
   // Finds the running record `task_id` leased by `lease_id` to `worker`;
   // nullptr when the lease is stale. Shard lock held.
   Record* LeasedRecord(Shard& shard, const std::string& task_id,

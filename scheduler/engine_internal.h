@@ -16,6 +16,15 @@ namespace taskd {
 // Meta key prefix of durable queue settings ("queue/<name>").
 extern const char kQueueKeyPrefix[];
 
+inline v1::TaskError MakeError(std::string code, std::string message,
+                               bool retryable) {
+  v1::TaskError e;
+  e.set_code(std::move(code));
+  e.set_message(std::move(message));
+  e.set_retryable(retryable);
+  return e;
+}
+
 namespace internal {
 
 // One registered Await. `remaining` counts terminal notifications still

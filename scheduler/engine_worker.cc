@@ -93,12 +93,12 @@ void Engine::DisconnectWorker(const std::shared_ptr<WorkerSession>& worker) {
         r.worker.reset();
         continue;
       }
-      v1::TaskError error;
-      error.set_code("lease_expired");
-      error.set_message(absl::StrCat("worker ", worker->worker_id,
-                                     " disconnected while running the task"));
-      error.set_retryable(true);
-      EndAttempt(r, std::move(error), fx);
+      EndAttempt(r,
+                 MakeError("lease_expired",
+                           absl::StrCat("worker ", worker->worker_id,
+                                        " disconnected while running the task"),
+                           /*retryable=*/true),
+                 fx);
     }
     Apply(fx);
   }
@@ -121,15 +121,23 @@ absl::Duration Engine::HeartbeatTimeout(const v1::Task& task) const {
   return options_.default_heartbeat_timeout;
 }
 
-Engine::Record* Engine::LeasedRecord(Shard& shard, const std::string& task_id,
-                                     uint64_t lease_id,
-                                     const WorkerSession& worker) {
+Engine::Record* Engine::RunningRecord(Shard& shard, const std::string& task_id,
+                                      uint64_t lease_id) {
   auto it = shard.tasks.find(task_id);
   if (it == shard.tasks.end()) return nullptr;
   Record& r = *it->second;
   if (r.task.state() != v1::TASK_STATE_RUNNING || r.lease_id != lease_id) {
     return nullptr;
   }
+  return &r;
+}
+
+Engine::Record* Engine::LeasedRecord(Shard& shard, const std::string& task_id,
+                                     uint64_t lease_id,
+                                     const WorkerSession& worker) {
+  Record* found = RunningRecord(shard, task_id, lease_id);
+  if (found == nullptr) return nullptr;
+  Record& r = *found;
   // A lease recovered after a restart may be claimed by whichever worker
   // names it (its holder, reconnected).
   if (r.worker.get() != &worker && !(r.orphaned && r.worker == nullptr)) {
@@ -184,12 +192,13 @@ absl::Status Engine::Complete(WorkerSession& worker, const v1::Complete& msg) {
       EndAttempt(*r, v1::TaskError(), fx);  // ends CANCELLED, result dropped
     } else if (static_cast<int64_t>(msg.result().size()) >
                options_.limits.max_payload_bytes) {
-      v1::TaskError error;
-      error.set_code("result_too_large");
-      error.set_message(absl::StrCat("result of ", msg.result().size(),
-                                     " bytes exceeds the limit of ",
-                                     options_.limits.max_payload_bytes));
-      EndAttempt(*r, std::move(error), fx);
+      EndAttempt(*r,
+                 MakeError("result_too_large",
+                           absl::StrCat("result of ", msg.result().size(),
+                                        " bytes exceeds the limit of ",
+                                        options_.limits.max_payload_bytes),
+                           /*retryable=*/false),
+                 fx);
     } else {
       r->task.set_result(msg.result());
       r->task.clear_error();
@@ -289,12 +298,9 @@ void Engine::OnLeaseCheck(const std::string& id, uint64_t lease_id) {
   {
     Shard& shard = ShardFor(id);
     absl::MutexLock lock(&shard.mu);
-    auto it = shard.tasks.find(id);
-    if (it == shard.tasks.end()) return;
-    Record& r = *it->second;
-    if (r.task.state() != v1::TASK_STATE_RUNNING || r.lease_id != lease_id) {
-      return;
-    }
+    Record* found = RunningRecord(shard, id, lease_id);
+    if (found == nullptr) return;  // the attempt already ended
+    Record& r = *found;
     if (!r.worker && !r.orphaned) return;
     absl::Duration hb = HeartbeatTimeout(r.task);
     absl::Time expiry =
@@ -305,14 +311,15 @@ void Engine::OnLeaseCheck(const std::string& id, uint64_t lease_id) {
       return;
     }
     SendCancelNotice(r, "lease expired: no heartbeat");
-    v1::TaskError error;
-    error.set_code("lease_expired");
-    error.set_message(absl::StrCat(
-        "no heartbeat from worker ",
-        r.worker ? r.worker->worker_id : r.task.worker_id(), " for ",
-        absl::FormatDuration(hb), r.worker ? "" : " after a server restart"));
-    error.set_retryable(true);
-    EndAttempt(r, std::move(error), fx);
+    EndAttempt(r,
+               MakeError("lease_expired",
+                         absl::StrCat("no heartbeat from worker ",
+                                      r.worker ? r.worker->worker_id
+                                               : r.task.worker_id(),
+                                      " for ", absl::FormatDuration(hb),
+                                      r.worker ? "" : " after a server restart"),
+                         /*retryable=*/true),
+               fx);
   }
   Apply(fx);
 }
@@ -322,20 +329,18 @@ void Engine::OnAttemptTimeout(const std::string& id, uint64_t lease_id) {
   {
     Shard& shard = ShardFor(id);
     absl::MutexLock lock(&shard.mu);
-    auto it = shard.tasks.find(id);
-    if (it == shard.tasks.end()) return;
-    Record& r = *it->second;
-    if (r.task.state() != v1::TASK_STATE_RUNNING || r.lease_id != lease_id) {
-      return;
-    }
+    Record* found = RunningRecord(shard, id, lease_id);
+    if (found == nullptr) return;  // the attempt already ended
+    Record& r = *found;
     SendCancelNotice(r, "timeout");
-    v1::TaskError error;
-    error.set_code("timeout");
-    error.set_message(
-        absl::StrCat("attempt ", r.task.attempt(), " exceeded its timeout of ",
-                     absl::FormatDuration(ToDuration(r.task.spec().timeout()))));
-    error.set_retryable(true);
-    EndAttempt(r, std::move(error), fx);
+    EndAttempt(r,
+               MakeError("timeout",
+                         absl::StrCat("attempt ", r.task.attempt(),
+                                      " exceeded its timeout of ",
+                                      absl::FormatDuration(ToDuration(
+                                          r.task.spec().timeout()))),
+                         /*retryable=*/true),
+               fx);
   }
   Apply(fx);
 }
@@ -408,11 +413,10 @@ void Engine::OnDependencyDone(const std::string& dependent,
       }
     } else {
       r.unmet_deps = 0;
-      v1::TaskError error;
-      error.set_code("dependency_failed");
-      error.set_message(absl::StrCat("dependency ", dependency, " ended ",
-                                     StateName(state)));
-      *r.task.mutable_error() = std::move(error);
+      *r.task.mutable_error() = MakeError(
+          "dependency_failed",
+          absl::StrCat("dependency ", dependency, " ended ", StateName(state)),
+          /*retryable=*/false);
       // Cancels this task's own dependents in turn (through Apply).
       Finish(r, v1::TASK_STATE_CANCELLED, fx);
     }

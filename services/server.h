@@ -98,8 +98,9 @@ class TaskdServer final {
   std::unique_ptr<ScheduleTable> schedule_table_;
   v1::ScheduleService::AsyncService schedule_service_;
   std::unique_ptr<ScheduleServiceHandlers> schedule_handlers_;
-  std::unique_ptr<grpc::Server> server_;
+  // Declared before server_ so that the server is destroyed first.
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> cqs_;
+  std::unique_ptr<grpc::Server> server_;
   std::vector<std::thread> threads_;
   int port_ = 0;
   bool started_ = false;

@@ -68,7 +68,8 @@ struct EngineOptions {
   uint64_t id_seed = 0;  // 0: random; tests may fix it
   // Where changes are made durable; nullptr keeps tasks in memory only.
   // With a journal, client acknowledgements and Await releases wait until
-  // the change is durable. Not owned; must outlive the engine's use.
+  // the change is durable. Not owned. Its callbacks call into the engine:
+  // Stop() the journal before destroying the engine.
   Journal* journal = nullptr;
 };
 

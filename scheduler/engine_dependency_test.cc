@@ -146,7 +146,8 @@ TEST(DependencyRecoveryTest, LinksSurviveARestart) {
     ASSERT_TRUE(engine.Recover(*storage).ok());
     a = engine.Submit(MakeSpec("a"))->task.id();
     b = engine.Submit(After("b", {a}))->task.id();
-  }  // journal stopped: everything acknowledged is stored
+    journal.Stop();  // before the engine goes: its callbacks use the engine
+  }
   Journal journal(storage.get(), nullptr);
   EngineOptions options = TestOptions();
   options.id_seed = 7;

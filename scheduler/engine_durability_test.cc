@@ -61,8 +61,9 @@ struct ServerRun {
     engine = std::make_unique<Engine>(options, clock);
   }
   ~ServerRun() {
-    engine.reset();
+    // The journal first: its last callbacks still call into the engine.
     journal.Stop();
+    engine.reset();
   }
   Journal journal;
   std::unique_ptr<Engine> engine;

@@ -172,6 +172,7 @@ TEST(QueueDurabilityTest, SettingsSurviveARestart) {
     engine.PauseQueueAsync("emails", true,
                            [&](absl::StatusOr<v1::Queue>) { paused.Notify(); });
     ASSERT_TRUE(paused.WaitForNotificationWithTimeout(absl::Seconds(10)));
+    journal.Stop();  // before the engine goes: its callbacks use the engine
   }
   Journal journal(storage.get(), nullptr);
   EngineOptions options = TestOptions();

@@ -9,6 +9,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/match.h"
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -466,9 +467,14 @@ void ScheduleTable::Impl::OnFired(const std::string& id, uint64_t generation,
   const absl::Time now = engine_->clock()->Now();
   bool arm = false;
   absl::Time next;
-  {
+  // The firing counts as in flight until its next slot is armed, so that
+  // WaitForFirings() returning means the schedule is ready to fire again.
+  auto finished = absl::MakeCleanup([this] {
     absl::MutexLock lock(&mu_);
     --firings_in_flight_;
+  });
+  {
+    absl::MutexLock lock(&mu_);
     auto it = entries_.find(id);
     if (it == entries_.end() || it->second.generation != generation) return;
     Entry& e = it->second;

@@ -354,9 +354,11 @@ struct DurableRun {
     table->Start();
   }
   ~DurableRun() {
+    // The journal first: its last callbacks still call into the engine and
+    // the table, so they must run while both exist.
+    journal.Stop();
     table.reset();
     engine.reset();
-    journal.Stop();
   }
   void Advance(absl::Duration d) {
     clock->Advance(d);

@@ -10,7 +10,8 @@
 // with its own mutex, so work on different tasks does not contend. Lock
 // order (never the reverse, never two shard locks at once):
 //   idempotency_mu_ -> shard.mu ; Dispatcher::mu_ -> shard.mu ;
-//   shard.mu -> EventLog / TimerQueue / WorkerSink (leaves).
+//   queue_settings_mu_ -> Dispatcher::mu_ -> shard.mu ;
+//   shard.mu -> EventLog / TimerQueue / Journal / WorkerSink (leaves).
 // Effects that need other locks (waking awaits, enqueueing, returning a
 // worker's credit, waking streams) are collected under the shard lock and
 // applied after it is released. Await callbacks and stream wake-ups run on

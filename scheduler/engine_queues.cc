@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <map>
 #include <memory>
 #include <utility>
 
@@ -22,28 +23,18 @@ absl::Status CheckQueueName(const std::string& queue) {
   return ValidateQueueName(queue, "queue");
 }
 
-}  // namespace
+// Tasks of one queue per TaskState (index = state).
+using StateCounts = std::array<int64_t, 7>;
 
-absl::StatusOr<v1::Queue> Engine::GetQueue(const std::string& queue) const {
-  if (auto s = CheckQueueName(queue); !s.ok()) return s;
-  std::array<int64_t, 7> counts{};
-  for (const auto& shard : shards_) {
-    absl::MutexLock lock(&shard->mu);
-    auto it = shard->counts.find(queue);
-    if (it == shard->counts.end()) continue;
-    for (size_t i = 0; i < counts.size(); ++i) counts[i] += it->second[i];
-  }
-  const QueueStats stats = dispatcher_.Stats(queue);
-  const std::vector<std::string> known = dispatcher_.KnownQueues();
-  const bool any_task =
-      std::any_of(counts.begin(), counts.end(), [](int64_t n) { return n; });
-  if (!any_task &&
-      std::find(known.begin(), known.end(), queue) == known.end()) {
-    return absl::NotFoundError(absl::StrCat(
-        "queue ", queue, " not found (it has no tasks, workers or settings)"));
-  }
+bool AnyTask(const StateCounts& counts) {
+  return std::any_of(counts.begin(), counts.end(),
+                     [](int64_t n) { return n != 0; });
+}
+
+v1::Queue QueueView(const std::string& name, const StateCounts& counts,
+                    const QueueStats& stats, absl::Time now) {
   v1::Queue out;
-  out.set_queue(queue);
+  out.set_queue(name);
   out.set_pending(counts[v1::TASK_STATE_PENDING]);
   out.set_scheduled(counts[v1::TASK_STATE_SCHEDULED]);
   out.set_running(counts[v1::TASK_STATE_RUNNING]);
@@ -51,8 +42,8 @@ absl::StatusOr<v1::Queue> Engine::GetQueue(const std::string& queue) const {
   out.set_failed(counts[v1::TASK_STATE_FAILED]);
   out.set_cancelled(counts[v1::TASK_STATE_CANCELLED]);
   if (stats.oldest_ready != absl::InfiniteFuture()) {
-    *out.mutable_oldest_pending_age() = FromDuration(
-        std::max(absl::ZeroDuration(), clock_->Now() - stats.oldest_ready));
+    *out.mutable_oldest_pending_age() =
+        FromDuration(std::max(absl::ZeroDuration(), now - stats.oldest_ready));
   }
   out.set_paused(stats.limits.paused);
   out.set_max_concurrency(stats.limits.max_concurrency);
@@ -61,18 +52,46 @@ absl::StatusOr<v1::Queue> Engine::GetQueue(const std::string& queue) const {
   return out;
 }
 
-std::vector<v1::Queue> Engine::ListQueues() const {
-  absl::flat_hash_set<std::string> names;
+}  // namespace
+
+absl::StatusOr<v1::Queue> Engine::GetQueue(const std::string& queue) const {
+  if (auto s = CheckQueueName(queue); !s.ok()) return s;
+  StateCounts counts{};
   for (const auto& shard : shards_) {
     absl::MutexLock lock(&shard->mu);
-    for (const auto& [name, counts] : shard->counts) names.insert(name);
+    auto it = shard->counts.find(queue);
+    if (it == shard->counts.end()) continue;
+    for (size_t i = 0; i < counts.size(); ++i) counts[i] += it->second[i];
   }
-  for (auto& name : dispatcher_.KnownQueues()) names.insert(std::move(name));
-  std::vector<std::string> sorted(names.begin(), names.end());
-  std::sort(sorted.begin(), sorted.end());
+  const std::vector<std::string> known = dispatcher_.KnownQueues();
+  if (!AnyTask(counts) &&
+      std::find(known.begin(), known.end(), queue) == known.end()) {
+    return absl::NotFoundError(absl::StrCat(
+        "queue ", queue, " not found (it has no tasks, workers or settings)"));
+  }
+  return QueueView(queue, counts, dispatcher_.Stats(queue), clock_->Now());
+}
+
+std::vector<v1::Queue> Engine::ListQueues() const {
+  // One pass over the shards for every queue's counts (ordered by name).
+  std::map<std::string, StateCounts> counts;
+  for (const auto& shard : shards_) {
+    absl::MutexLock lock(&shard->mu);
+    for (const auto& [name, c] : shard->counts) {
+      StateCounts& sum = counts[name];
+      for (size_t i = 0; i < sum.size(); ++i) sum[i] += c[i];
+    }
+  }
+  absl::flat_hash_set<std::string> known;
+  for (auto& name : dispatcher_.KnownQueues()) {
+    counts.try_emplace(name);
+    known.insert(std::move(name));
+  }
+  const absl::Time now = clock_->Now();
   std::vector<v1::Queue> out;
-  for (const std::string& name : sorted) {
-    if (auto q = GetQueue(name); q.ok()) out.push_back(*std::move(q));
+  for (const auto& [name, c] : counts) {
+    if (!AnyTask(c) && !known.contains(name)) continue;  // as GetQueue
+    out.push_back(QueueView(name, c, dispatcher_.Stats(name), now));
   }
   return out;
 }

@@ -108,9 +108,10 @@ class AwaitCall final : public RefCountedCall {
         {
           absl::MutexLock lock(&mu_);
           client_gone_ = ctx_.IsCancelled();
-          handle = handle_;
+          if (client_gone_) handle = handle_;
         }
-        if (client_gone_ && handle) handlers_->engine()->CancelAwait(handle);
+        // Outside mu_: the engine may be running our callback right now.
+        if (handle) handlers_->engine()->CancelAwait(handle);
         break;
       }
       case kFinish:

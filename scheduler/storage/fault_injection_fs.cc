@@ -81,28 +81,10 @@ class FaultInjectionFileSystem::TrackedFile
     return s;
   }
   IOStatus Sync(const IOOptions& options, IODebugContext* dbg) override {
-    fs_->RunSyncHook();
-    absl::MutexLock lock(&fs_->mu_);
-    if (fs_->crash_at_next_sync_) {
-      fs_->crash_at_next_sync_ = false;
-      fs_->crashed_ = true;
-    }
-    IOStatus s = fs_->WriteBlocked();
-    if (s.ok()) s = target()->Sync(options, dbg);
-    if (s.ok()) state_->synced = state_->size;
-    return s;
+    return SyncWith([&] { return target()->Sync(options, dbg); });
   }
   IOStatus Fsync(const IOOptions& options, IODebugContext* dbg) override {
-    fs_->RunSyncHook();
-    absl::MutexLock lock(&fs_->mu_);
-    if (fs_->crash_at_next_sync_) {
-      fs_->crash_at_next_sync_ = false;
-      fs_->crashed_ = true;
-    }
-    IOStatus s = fs_->WriteBlocked();
-    if (s.ok()) s = target()->Fsync(options, dbg);
-    if (s.ok()) state_->synced = state_->size;
-    return s;
+    return SyncWith([&] { return target()->Fsync(options, dbg); });
   }
   IOStatus RangeSync(uint64_t offset, uint64_t nbytes, const IOOptions& options,
                      IODebugContext* dbg) override {
@@ -113,6 +95,22 @@ class FaultInjectionFileSystem::TrackedFile
   }
 
  private:
+  // A sync (Sync or Fsync, run by `sync`): may be where a simulated crash
+  // hits; on success everything written so far counts as durable.
+  template <class SyncFn>
+  IOStatus SyncWith(SyncFn sync) {
+    fs_->RunSyncHook();
+    absl::MutexLock lock(&fs_->mu_);
+    if (fs_->crash_at_next_sync_) {
+      fs_->crash_at_next_sync_ = false;
+      fs_->crashed_ = true;
+    }
+    IOStatus s = fs_->WriteBlocked();
+    if (s.ok()) s = sync();
+    if (s.ok()) state_->synced = state_->size;
+    return s;
+  }
+
   FaultInjectionFileSystem* const fs_;
   const std::shared_ptr<FileState> state_;
 };

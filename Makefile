@@ -12,6 +12,14 @@ DATA_DIR ?= ./taskd-data
 
 .PHONY: deps build run test bench clean
 
+# Each part of the project that needs more than the C++ build (a client in
+# another language, the monitoring and Kubernetes checks) keeps its packages
+# and targets in its own mk/<part>.mk: `PACKAGES += ...` for Debian packages,
+# `TEST_PREP += <target>` for set-up `make test` needs before Bazel runs
+# (e.g. npm ci). Included here so the two commands stay the only entry points.
+TEST_PREP :=
+-include mk/*.mk
+
 deps:
 	@missing=$$(for p in $(PACKAGES); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
@@ -28,7 +36,7 @@ build: deps
 run: build
 	./bazel-bin/services/taskd --listen=$(LISTEN) --data-dir=$(DATA_DIR)
 
-test: build
+test: build $(TEST_PREP)
 	$(BAZEL) test //... --test_output=errors
 
 # Submit throughput and latency per durability mode and concurrency, plus the

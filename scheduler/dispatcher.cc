@@ -131,6 +131,17 @@ size_t Dispatcher::WorkerCount() const {
   return slots_.size();
 }
 
+WorkerSlots Dispatcher::Slots() const {
+  absl::MutexLock lock(&mu_);
+  WorkerSlots out;
+  for (const auto& [session, slot] : slots_) {
+    const int64_t held = static_cast<int64_t>(slot.held.size());
+    out.busy += held;
+    out.free += std::max<int64_t>(0, slot.worker->concurrency - held);
+  }
+  return out;
+}
+
 bool Dispatcher::MayDispatch(QueueReady& q, absl::Time now) {
   const QueueLimits& l = q.limits;
   if (l.paused) return false;

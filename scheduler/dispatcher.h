@@ -64,6 +64,12 @@ struct QueueStats {
   absl::Time oldest_ready = absl::InfiniteFuture();
 };
 
+// Assignments the connected workers hold (busy) and may still take (free).
+struct WorkerSlots {
+  int64_t busy = 0;
+  int64_t free = 0;
+};
+
 class Dispatcher {
  public:
   using StartFn = std::function<bool(const std::string& task_id,
@@ -100,6 +106,8 @@ class Dispatcher {
   // Entries waiting in the ready queues of `queue` (stale ones included).
   size_t ReadyCount(const std::string& queue) const ABSL_LOCKS_EXCLUDED(mu_);
   size_t WorkerCount() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Summed concurrency of the connected workers: held and free.
+  WorkerSlots Slots() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Key {

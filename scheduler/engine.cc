@@ -128,6 +128,7 @@ v1::Task Engine::Insert(std::unique_ptr<Record> record, Effects& fx) {
   shard.Count(r.task, +1);
   task_count_.fetch_add(1);
   Emit(r, v1::EVENT_TYPE_SUBMITTED, fx);
+  if (auto* m = r.Metrics(options_.metrics)) m->Submitted();
   if (r.task.state() == v1::TASK_STATE_PENDING) {
     MakeReady(r, fx);
   } else {
@@ -178,6 +179,7 @@ void Engine::SubmitAsync(const v1::TaskSpec& spec, SubmitCallback done) {
       out.task = *std::move(existing);
       out.deduplicated = true;
       // The first submit may not be durable yet: answer after it is.
+      if (auto* m = options_.metrics) m->ForQueue(QueueOf(spec))->Deduplicated();
       if (options_.journal != nullptr) {
         fx.ticket = options_.journal->last_ticket();
       }
@@ -239,6 +241,8 @@ void Engine::SubmitBatchAsync(
         if (it != idempotency_.end()) {
           if (auto existing = Get(it->second); existing.ok()) {
             out.push_back(*std::move(existing));
+            if (auto* m = options_.metrics)
+              m->ForQueue(QueueOf(spec))->Deduplicated();
             continue;
           }
         }
@@ -535,6 +539,8 @@ void Engine::Finish(Record& r, v1::TaskState to, Effects& fx) {
   Transition(r, to, fx);
   absl::Time now = clock_->Now();
   *r.task.mutable_finish_time() = FromTime(now);
+  if (auto* m = r.Metrics(options_.metrics))
+    m->Finished(to, now - ToTime(r.task.create_time()));
   ReleaseWorker(r, fx);
   Emit(r, FinishEvent(to), fx);
   for (auto& w : r.waiters) fx.waiters.push_back(std::move(w));
@@ -572,6 +578,9 @@ absl::Duration Engine::Backoff(const v1::Task& task) {
 
 void Engine::EndAttempt(Record& r, v1::TaskError error, Effects& fx) {
   ReleaseWorker(r, fx);
+  if (auto* m = r.Metrics(options_.metrics))
+    m->AttemptEnded(FailedAttemptOutcome(r.task, error),
+                    clock_->Now() - ToTime(r.task.start_time()));
   if (r.task.cancel_requested()) {
     *r.task.mutable_error() = MakeError("cancelled", r.cancel_reason, false);
     Finish(r, v1::TASK_STATE_CANCELLED, fx);
@@ -587,6 +596,7 @@ void Engine::EndAttempt(Record& r, v1::TaskError error, Effects& fx) {
     return;
   }
   absl::Time now = clock_->Now();
+  if (auto* m = r.Metrics(options_.metrics)) m->Retried();
   absl::Duration backoff = Backoff(r.task);
   *r.task.mutable_schedule_time() = FromTime(now + backoff);
   if (backoff <= absl::ZeroDuration()) {

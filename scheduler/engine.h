@@ -42,6 +42,7 @@
 #include "api/taskd/v1/taskd.pb.h"
 #include "scheduler/clock.h"
 #include "scheduler/dispatcher.h"
+#include "scheduler/engine_metrics.h"
 #include "scheduler/event_log.h"
 #include "scheduler/journal.h"
 #include "scheduler/storage/storage.h"
@@ -72,6 +73,9 @@ struct EngineOptions {
   // the change is durable. Not owned. Its callbacks call into the engine:
   // Stop() the journal before destroying the engine.
   Journal* journal = nullptr;
+  // Where task events are counted (engine_metrics.h); nullptr: nowhere.
+  // Not owned; must outlive the engine.
+  EngineMetrics* metrics = nullptr;
 };
 
 struct RecoveryStats {
@@ -212,6 +216,8 @@ class Engine {
   bool shutting_down() const { return shutting_down_.load(); }
 
   size_t task_count() const { return task_count_.load(); }
+  // Summed concurrency of the connected workers: held (busy) and free.
+  WorkerSlots worker_slots() const { return dispatcher_.Slots(); }
   // Awaits registered and not yet answered.
   size_t pending_awaits() ABSL_LOCKS_EXCLUDED(waiters_mu_) {
     absl::MutexLock lock(&waiters_mu_);

@@ -55,6 +55,12 @@ struct Engine::Record {
   int unmet_deps = 0;
   // Tasks waiting for this one to finish (told by OnDependencyDone).
   std::vector<std::string> dependents;
+  // Its queue's metric handles, resolved on first use (shard lock held).
+  QueueMetrics* metrics = nullptr;
+  QueueMetrics* Metrics(EngineMetrics* m) {
+    if (metrics == nullptr && m) metrics = m->ForQueue(task.spec().queue());
+    return metrics;
+  }
 
   ReadyEntry Ready() const {
     return ReadyEntry{task.spec().queue(), task.spec().type(),

@@ -200,6 +200,9 @@ absl::Status Engine::Complete(WorkerSession& worker, const v1::Complete& msg) {
                            /*retryable=*/false),
                  fx);
     } else {
+      if (auto* m = r->Metrics(options_.metrics))
+        m->AttemptEnded(AttemptOutcome::kSucceeded,
+                        clock_->Now() - ToTime(r->task.start_time()));
       r->task.set_result(msg.result());
       r->task.clear_error();
       Finish(*r, v1::TASK_STATE_SUCCEEDED, fx);
@@ -245,6 +248,8 @@ bool Engine::StartTask(const std::string& id,
   Effects unused;
   Transition(r, v1::TASK_STATE_RUNNING, unused);
   absl::Time now = clock_->Now();
+  if (auto* m = r.Metrics(options_.metrics))
+    m->AttemptStarted(now - r.ready_since);
   r.task.set_attempt(r.task.attempt() + 1);
   r.task.set_worker_id(worker->worker_id);
   *r.task.mutable_start_time() = FromTime(now);

@@ -111,7 +111,9 @@ class AwaitCall final : public RefCountedCall {
           if (client_gone_) handle = handle_;
         }
         // Outside mu_: the engine may be running our callback right now.
-        if (handle) handlers_->engine()->CancelAwait(handle);
+        // Only a successful withdrawal drops the callback's reference; else
+        // the callback is running or will run, and drops it itself.
+        if (handle && handlers_->engine()->CancelAwait(handle)) Unref();
         break;
       }
       case kFinish:
@@ -155,6 +157,12 @@ class AwaitCall final : public RefCountedCall {
           handlers_->engine()->clock()->Now() + ToDuration(request_.timeout());
     }
     std::vector<std::string> ids(request_.ids().begin(), request_.ids().end());
+    {
+      // The engine's callback owns a reference: it may run on any thread at
+      // any time until CancelAwait succeeds, even after the done tag came.
+      absl::MutexLock lock(&mu_);
+      Ref();
+    }
     auto handle = handlers_->engine()->Await(
         ids, request_.mode() == v1::AWAIT_MODE_ANY, deadline,
         [this](absl::StatusOr<v1::AwaitResponse> result) {
@@ -163,9 +171,11 @@ class AwaitCall final : public RefCountedCall {
           } else {
             Finish(result.status());
           }
+          Unref();  // the callback's reference
         });
     if (!handle.ok()) {
       Finish(handle.status());
+      Unref();  // the callback will never run
       return;
     }
     bool gone;
@@ -174,7 +184,7 @@ class AwaitCall final : public RefCountedCall {
       handle_ = *handle;
       gone = client_gone_;
     }
-    if (gone) handlers_->engine()->CancelAwait(*handle);
+    if (gone && handlers_->engine()->CancelAwait(*handle)) Unref();
   }
 
   // Runs at most once (the engine fires the callback once; errors before

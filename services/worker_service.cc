@@ -16,8 +16,14 @@ namespace taskd {
 // and the rest wait in `outbox_`, which is bounded by the worker's
 // concurrency (assignments) plus one cancel notice per assignment.
 //
-// Lock order: engine locks -> mu_ (Send is called under engine locks), so
-// no engine method is ever called with mu_ held.
+// Lock order: session_mu_ -> engine locks -> mu_ (Send is called under
+// engine locks), so no engine method is ever called with mu_ held.
+//
+// The engine holds `this` as the session's sink until DisconnectWorker
+// returns, so the session is ended on every path that ends the call: a
+// failed read, a bad message, and the finish tag (a stream closed by the
+// server at shutdown has no read pending to notice it). Whoever ends it does
+// so while holding its own reference to the call.
 class WorkCall final : public RefCountedCall, public WorkerSink {
  public:
   static void Arm(WorkerServiceHandlers* handlers,
@@ -68,6 +74,7 @@ class WorkCall final : public RefCountedCall, public WorkerSink {
         break;
     }
     if (op == kFinish) {
+      EndSession();
       bool unregister;
       {
         absl::MutexLock lock(&mu_);
@@ -107,16 +114,26 @@ class WorkCall final : public RefCountedCall, public WorkerSink {
   void OnMessage() {
     Engine* engine = handlers_->engine();
     absl::Status status;
-    if (session_ == nullptr) {
+    std::shared_ptr<WorkerSession> session;
+    {
+      absl::MutexLock lock(&session_mu_);
+      session = session_;
+    }
+    if (session == nullptr) {
       if (message_.msg_case() != v1::WorkRequest::kHello) {
         status = absl::FailedPreconditionError(
             "the first message on a Work stream must be hello");
+      } else if (hello_seen_) {
+        status = absl::FailedPreconditionError(
+            "the Work stream's session has ended");
       } else {
-        auto session = engine->ConnectWorker(message_.hello(), this);
-        if (session.ok()) {
-          session_ = *std::move(session);
+        hello_seen_ = true;
+        auto connected = engine->ConnectWorker(message_.hello(), this);
+        if (connected.ok()) {
+          absl::MutexLock lock(&session_mu_);
+          session_ = *std::move(connected);
         } else {
-          status = session.status();
+          status = connected.status();
         }
       }
     } else {
@@ -126,16 +143,16 @@ class WorkCall final : public RefCountedCall, public WorkerSink {
               "hello: sent twice on one Work stream");
           break;
         case v1::WorkRequest::kProgress:
-          status = engine->Progress(*session_, message_.progress());
+          status = engine->Progress(*session, message_.progress());
           break;
         case v1::WorkRequest::kHeartbeat:
-          status = engine->Heartbeat(*session_);
+          status = engine->Heartbeat(*session);
           break;
         case v1::WorkRequest::kComplete:
-          status = engine->Complete(*session_, message_.complete());
+          status = engine->Complete(*session, message_.complete());
           break;
         case v1::WorkRequest::kFail:
-          status = engine->Fail(*session_, message_.fail());
+          status = engine->Fail(*session, message_.fail());
           break;
         default:
           status = absl::InvalidArgumentError(
@@ -144,19 +161,29 @@ class WorkCall final : public RefCountedCall, public WorkerSink {
       }
     }
     if (!status.ok()) EndSession();
-    absl::MutexLock lock(&mu_);
-    if (!status.ok()) {
-      FinishLocked(status);
-    } else {
-      StartReadLocked();
+    bool finished;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!status.ok()) {
+        FinishLocked(status);
+      } else {
+        StartReadLocked();
+      }
+      finished = finished_;
     }
+    // Closed meanwhile (shutdown): no read is pending, and the finish tag
+    // may already have come and gone before a session just connected.
+    if (finished) EndSession();
   }
 
   // Ends the worker's leases; afterwards the engine no longer calls Send.
-  void EndSession() {
-    if (session_ == nullptr) return;
-    handlers_->engine()->DisconnectWorker(session_);
+  // Idempotent; safe from any of the call's paths.
+  void EndSession() ABSL_LOCKS_EXCLUDED(mu_) {
+    std::shared_ptr<WorkerSession> session;
+    absl::MutexLock lock(&session_mu_);
+    session = std::move(session_);
     session_.reset();
+    if (session != nullptr) handlers_->engine()->DisconnectWorker(session);
   }
 
   void StartReadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -200,7 +227,13 @@ class WorkCall final : public RefCountedCall, public WorkerSink {
 
   // Touched only by the read path, which is sequential.
   v1::WorkRequest message_;
-  std::shared_ptr<WorkerSession> session_;
+  bool hello_seen_ = false;
+
+  // Set by the read path at hello, ended by whichever path ends the call.
+  // Held across DisconnectWorker so that a racing EndSession returns only
+  // once the engine has let go of this sink.
+  absl::Mutex session_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  std::shared_ptr<WorkerSession> session_ ABSL_GUARDED_BY(session_mu_);
 
   std::deque<v1::WorkResponse> outbox_ ABSL_GUARDED_BY(mu_);
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <deque>
 #include <utility>
 
 #include "absl/base/internal/raw_logging.h"
@@ -618,12 +619,8 @@ void Engine::Apply(Effects& fx, Journal::Callback done) {
   for (const ReadyEntry& e : fx.unready) dispatcher_.Remove(e);
   for (ReadyEntry& e : fx.ready) dispatcher_.Enqueue(std::move(e));
   for (auto& [worker, id] : fx.released) dispatcher_.Release(worker.get(), id);
-  for (Effects::Finished& f : fx.dependencies_done) {
-    if (f.state == v1::TASK_STATE_UNSPECIFIED) {
-      LinkDependency(f.dependent, f.dependency);
-    } else {
-      OnDependencyDone(f.dependent, f.dependency, f.state);
-    }
+  if (!fx.dependencies_done.empty()) {
+    RunDependencyWork(fx);
   }
   events_.Wake();
   if (options_.journal != nullptr && fx.ticket != 0) {
@@ -637,6 +634,29 @@ void Engine::Apply(Effects& fx, Journal::Callback done) {
   }
   ReleaseWaiters(fx.waiters);
   if (done) done(absl::OkStatus());
+}
+
+void Engine::RunDependencyWork(Effects& fx) {
+  std::deque<Effects::Finished> queue(
+      std::make_move_iterator(fx.dependencies_done.begin()),
+      std::make_move_iterator(fx.dependencies_done.end()));
+  fx.dependencies_done.clear();
+  while (!queue.empty()) {
+    Effects::Finished f = std::move(queue.front());
+    queue.pop_front();
+    Effects sub;
+    if (f.state == v1::TASK_STATE_UNSPECIFIED) {
+      LinkDependency(f.dependent, f.dependency, sub);
+    } else {
+      OnDependencyDone(f.dependent, f.dependency, f.state, sub);
+    }
+    // What this outcome causes in turn joins the queue instead of recursing.
+    for (Effects::Finished& next : sub.dependencies_done) {
+      queue.push_back(std::move(next));
+    }
+    sub.dependencies_done.clear();
+    Apply(sub);
+  }
 }
 
 void Engine::ReleaseWaiters(

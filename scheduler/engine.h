@@ -269,13 +269,19 @@ class Engine {
   void OnLeaseCheck(const std::string& id, uint64_t lease_id);
   void OnAttemptTimeout(const std::string& id, uint64_t lease_id);
   void OnRetentionDue(const std::string& id);
-  // `dependency` of task `dependent` ended in `state`.
+  // `dependency` of task `dependent` ended in `state`; the effects (the
+  // dependent made ready or cancelled) are collected in `fx`. No lock held.
   void OnDependencyDone(const std::string& dependent,
-                        const std::string& dependency, v1::TaskState state);
-  // Registers `dependent` with `dependency` (no lock held), or applies the
-  // outcome at once when the dependency already finished.
+                        const std::string& dependency, v1::TaskState state,
+                        Effects& fx);
+  // Registers `dependent` with `dependency` (no lock held), or collects the
+  // outcome in `fx` at once when the dependency already finished.
   void LinkDependency(const std::string& dependent,
-                      const std::string& dependency);
+                      const std::string& dependency, Effects& fx);
+  // Works through dependency outcomes, and the outcomes they cause in turn,
+  // with a worklist: a cancelled chain of any length uses constant stack.
+  // Takes fx.dependencies_done.
+  void RunDependencyWork(Effects& fx);
   // INVALID_ARGUMENT naming the entry when a dependency is unknown.
   absl::Status CheckDependenciesExist(const v1::TaskSpec& spec,
                                       absl::string_view path) const;

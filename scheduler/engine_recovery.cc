@@ -131,9 +131,11 @@ absl::StatusOr<RecoveryStats> Engine::Recover(Storage& storage) {
   next_lease_.store(base + 1);
 
   for (ReadyEntry& e : ready) dispatcher_.Enqueue(std::move(e));
+  Effects linked;
   for (auto& [dependent, deps] : waiting_on) {
-    for (const std::string& dep : deps) LinkDependency(dependent, dep);
+    for (const std::string& dep : deps) LinkDependency(dependent, dep, linked);
   }
+  Apply(linked);
   return stats;
 }
 

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "api/strings/utf8.h"
 #include "scheduler/engine.h"
 #include "scheduler/engine_internal.h"
 #include "scheduler/task_state.h"
@@ -18,10 +19,6 @@ constexpr size_t kMaxProgressMessageBytes = 1024;
 constexpr size_t kMaxErrorCodeBytes = 128;
 constexpr size_t kMaxErrorMessageBytes = 4096;
 constexpr size_t kMaxErrorDetailsBytes = 16384;
-
-std::string Truncate(const std::string& s, size_t n) {
-  return s.size() <= n ? s : s.substr(0, n);
-}
 
 }  // namespace
 
@@ -220,8 +217,10 @@ absl::Status Engine::Fail(WorkerSession& worker, const v1::Fail& msg) {
   }
   v1::TaskError error;
   error.set_code(msg.error().code().empty() ? "error" : msg.error().code());
-  error.set_message(Truncate(msg.error().message(), kMaxErrorMessageBytes));
-  error.set_details(Truncate(msg.error().details(), kMaxErrorDetailsBytes));
+  // Cut on a character boundary: a record holding a split character could
+  // not be parsed again (by clients, or by recovery at the next start).
+  error.set_message(TruncateUtf8(msg.error().message(), kMaxErrorMessageBytes));
+  error.set_details(TruncateUtf8(msg.error().details(), kMaxErrorDetailsBytes));
   error.set_retryable(msg.error().retryable());
   Effects fx;
   {
@@ -377,7 +376,7 @@ void Engine::OnRetentionDue(const std::string& id) {
 }
 
 void Engine::LinkDependency(const std::string& dependent,
-                            const std::string& dependency) {
+                            const std::string& dependency, Effects& fx) {
   v1::TaskState finished = v1::TASK_STATE_UNSPECIFIED;
   {
     Shard& shard = ShardFor(dependency);
@@ -394,14 +393,13 @@ void Engine::LinkDependency(const std::string& dependent,
     }
   }
   if (finished != v1::TASK_STATE_UNSPECIFIED) {
-    OnDependencyDone(dependent, dependency, finished);
+    OnDependencyDone(dependent, dependency, finished, fx);
   }
 }
 
 void Engine::OnDependencyDone(const std::string& dependent,
                               const std::string& dependency,
-                              v1::TaskState state) {
-  Effects fx;
+                              v1::TaskState state, Effects& fx) {
   {
     Shard& shard = ShardFor(dependent);
     absl::MutexLock lock(&shard.mu);
@@ -422,11 +420,10 @@ void Engine::OnDependencyDone(const std::string& dependent,
           "dependency_failed",
           absl::StrCat("dependency ", dependency, " ended ", StateName(state)),
           /*retryable=*/false);
-      // Cancels this task's own dependents in turn (through Apply).
+      // Its own dependents are cancelled in turn by Apply's worklist.
       Finish(r, v1::TASK_STATE_CANCELLED, fx);
     }
   }
-  Apply(fx);
 }
 
 void Engine::ProcessTimers() { timers_.RunDue(clock_->Now()); }

@@ -8,8 +8,12 @@
 namespace taskd {
 
 Journal::Journal(Storage* storage,
-                 std::function<void(const absl::Status&)> on_failure)
-    : storage_(storage), on_failure_(std::move(on_failure)) {
+                 std::function<void(const absl::Status&)> on_failure,
+                 JournalObserver* observer, Clock* clock)
+    : storage_(storage),
+      on_failure_(std::move(on_failure)),
+      observer_(observer),
+      clock_(clock != nullptr ? clock : RealClock::Get()) {
   committer_ = std::thread([this] { Run(); });
 }
 
@@ -67,8 +71,13 @@ void Journal::Run() {
       failed = !failure_.ok();
     }
     // After a failure nothing more is written: the store is read-only.
+    const size_t changes = batch.size();
+    const absl::Time start = clock_->Now();
     absl::Status status =
         failed ? absl::OkStatus() : storage_->Append(std::move(batch));
+    if (observer_ != nullptr && !failed) {
+      observer_->OnCommit(changes, clock_->Now() - start, status.ok());
+    }
     std::vector<std::pair<Callback, absl::Status>> ready;
     bool failed_now = false;
     {

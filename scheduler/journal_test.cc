@@ -7,6 +7,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
+#include "scheduler/clock.h"
 #include "scheduler/storage/memory_storage.h"
 
 namespace taskd {
@@ -191,6 +192,106 @@ TEST(JournalTest, StopCommitsWhatIsQueuedThenRefuses) {
   absl::Status got;
   journal.WhenDurable(late, [&](absl::Status s) { got = s; });
   EXPECT_EQ(got.code(), absl::StatusCode::kUnavailable);
+}
+
+// Records what the journal reports per commit.
+class RecordingObserver final : public JournalObserver {
+ public:
+  void OnCommit(size_t changes, absl::Duration elapsed, bool ok) override {
+    absl::MutexLock lock(&mu_);
+    commits_.push_back({changes, elapsed, ok});
+  }
+  struct Commit {
+    size_t changes;
+    absl::Duration elapsed;
+    bool ok;
+  };
+  std::vector<Commit> commits() {
+    absl::MutexLock lock(&mu_);
+    return commits_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<Commit> commits_ ABSL_GUARDED_BY(mu_);
+};
+
+// A storage whose Append takes 7 ms of a FakeClock.
+class SlowStorage final : public Storage {
+ public:
+  explicit SlowStorage(FakeClock* clock) : clock_(clock) {}
+  absl::Status Append(std::vector<Mutation> batch) override {
+    clock_->Advance(absl::Milliseconds(7));
+    return absl::OkStatus();
+  }
+  absl::Status Recover(
+      const std::function<absl::Status(const v1::Task&)>&,
+      const std::function<absl::Status(absl::string_view, absl::string_view)>&)
+      override {
+    return absl::OkStatus();
+  }
+  absl::Status Compact() override { return absl::OkStatus(); }
+  absl::Status Close() override { return absl::OkStatus(); }
+  StorageStats stats() const override { return {}; }
+
+ private:
+  FakeClock* const clock_;
+};
+
+TEST(JournalTest, ObserverSeesEachCommitItsChangesAndItsLatency) {
+  FakeClock clock;
+  SlowStorage storage(&clock);
+  RecordingObserver observer;
+  Journal journal(&storage, nullptr, &observer, &clock);
+  // One write of three mutations is one commit of three changes.
+  std::vector<Mutation> three;
+  for (int i = 0; i < 3; ++i) {
+    three.push_back(Mutation::PutTask(MakeTask(std::to_string(i), "")));
+  }
+  uint64_t t = journal.Write(std::move(three));
+  absl::Notification done;
+  journal.WhenDurable(t, [&](absl::Status) { done.Notify(); });
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  auto commits = observer.commits();
+  ASSERT_EQ(commits.size(), 1u);
+  EXPECT_EQ(commits[0].changes, 3u);
+  EXPECT_EQ(commits[0].elapsed, absl::Milliseconds(7));
+  EXPECT_TRUE(commits[0].ok);
+}
+
+TEST(JournalTest, ObserverSeesWritesGroupedIntoOneCommit) {
+  GatedStorage storage;
+  RecordingObserver observer;
+  Journal journal(&storage, nullptr, &observer);
+  journal.Write({Mutation::PutTask(MakeTask("first", ""))});
+  storage.WaitEntered();  // the committer holds "first"; the rest queue up
+  uint64_t last = 0;
+  for (int i = 0; i < 20; ++i) {
+    last = journal.Write({Mutation::PutTask(MakeTask(std::to_string(i), ""))});
+  }
+  absl::Notification done;
+  journal.WhenDurable(last, [&](absl::Status) { done.Notify(); });
+  storage.Open();
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  auto commits = observer.commits();
+  ASSERT_EQ(commits.size(), 2u);
+  EXPECT_EQ(commits[0].changes, 1u);
+  EXPECT_EQ(commits[1].changes, 20u);
+}
+
+TEST(JournalTest, ObserverIsToldOfAFailedCommit) {
+  GatedStorage storage;
+  RecordingObserver observer;
+  Journal journal(&storage, [](const absl::Status&) {}, &observer);
+  storage.FailWith(absl::DataLossError("disk"));
+  storage.Open();
+  uint64_t t = journal.Write({Mutation::PutTask(MakeTask("a", ""))});
+  absl::Notification done;
+  journal.WhenDurable(t, [&](absl::Status) { done.Notify(); });
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  auto commits = observer.commits();
+  ASSERT_EQ(commits.size(), 1u);
+  EXPECT_FALSE(commits[0].ok);
 }
 
 }  // namespace

@@ -27,7 +27,13 @@ function channelArgs(options, where, extraKeys) {
   options = c.checkOptions(options, where, ['target', 'credentials', 'channelOptions', ...extraKeys]);
   const target = options.target === undefined ? '127.0.0.1:50051' : c.checkString(options.target, `${where}: options.target`);
   const credentials = options.credentials || grpc.credentials.createInsecure();
-  return { options, target, credentials, channelOptions: options.channelOptions || {} };
+  // Reconnect soon after a server restart (grpc-js backs off up to 120 s).
+  const channelOptions = {
+    'grpc.initial_reconnect_backoff_ms': 100,
+    'grpc.max_reconnect_backoff_ms': 5000,
+    ...options.channelOptions,
+  };
+  return { options, target, credentials, channelOptions };
 }
 
 class Client {

@@ -85,6 +85,9 @@ struct RecoveryStats {
   size_t running = 0;
   size_t terminal = 0;
   uint64_t epoch = 0;  // this run's boot epoch
+  // Records set aside as unreadable (see Storage::Recover); the server
+  // started without them.
+  uint64_t quarantined = 0;
 };
 
 struct SubmitResult {

@@ -1,5 +1,6 @@
 // Engine::Recover: rebuilds the engine's in-memory state from Storage at
 // start-up, before the server serves anything.
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -55,7 +56,18 @@ absl::StatusOr<RecoveryStats> Engine::Recover(Storage& storage) {
     }
     return absl::OkStatus();
   };
+  uint64_t lease_epoch_floor = 0;  // above every stored lease's epoch
   auto on_task = [&](const v1::Task& task) -> absl::Status {
+    if (!IsTerminal(task.state()) &&
+        task.state() != v1::TASK_STATE_PENDING &&
+        task.state() != v1::TASK_STATE_SCHEDULED &&
+        task.state() != v1::TASK_STATE_RUNNING) {
+      // Refused before anything is indexed: the store sets it aside.
+      return absl::DataLossError(
+          absl::StrCat("stored task ", task.id(), " has no valid state"));
+    }
+    lease_epoch_floor =
+        std::max(lease_epoch_floor, (task.lease_id() >> kEpochShift) + 1);
     auto record = std::make_unique<Record>();
     Record& r = *record;
     r.task = task;
@@ -98,11 +110,7 @@ absl::StatusOr<RecoveryStats> Engine::Recover(Storage& storage) {
         ++stats.running;
         break;
       }
-      default: {
-        if (!IsTerminal(task.state())) {
-          return absl::DataLossError(
-              absl::StrCat("stored task ", id, " has no valid state"));
-        }
+      default: {  // terminal (checked above)
         absl::Duration ttl = task.spec().has_result_ttl()
                                  ? ToDuration(task.spec().result_ttl())
                                  : options_.default_result_ttl;
@@ -120,6 +128,9 @@ absl::StatusOr<RecoveryStats> Engine::Recover(Storage& storage) {
     return absl::OkStatus();
   };
   if (auto s = storage.Recover(on_task, on_meta); !s.ok()) return s;
+  stats.quarantined = storage.stats().quarantined;
+  // A lost epoch record must not let lease ids repeat those of RUNNING tasks.
+  stats.epoch = std::max(stats.epoch, lease_epoch_floor);
 
   // The new epoch is durable before any number of it is handed out.
   std::vector<Mutation> epoch;

@@ -61,15 +61,37 @@ class MemoryStorage final : public Storage {
       if (on_task) tasks = tasks_;
       if (on_meta) meta = meta_;
     }
+    // A record a visitor refuses with DATA_LOSS is set aside (see Storage).
+    std::vector<std::string> bad_meta, bad_tasks;
+    absl::Status status;
     for (const auto& [key, value] : meta) {
       absl::Status s = on_meta(key, value);
-      if (!s.ok()) return s;
+      if (s.code() == absl::StatusCode::kDataLoss) {
+        bad_meta.push_back(key);
+      } else if (!s.ok()) {
+        status = s;
+        break;
+      }
     }
-    for (const auto& [id, task] : tasks) {
-      absl::Status s = on_task(task);
-      if (!s.ok()) return s;
+    for (auto it = tasks.begin(); status.ok() && it != tasks.end(); ++it) {
+      absl::Status s = on_task(it->second);
+      if (s.code() == absl::StatusCode::kDataLoss) {
+        bad_tasks.push_back(it->first);
+      } else if (!s.ok()) {
+        status = s;
+      }
     }
-    return absl::OkStatus();
+    absl::MutexLock lock(&mu_);
+    for (const std::string& key : bad_meta) {
+      quarantine_.emplace("m/" + key, std::move(meta_[key]));
+      meta_.erase(key);
+    }
+    for (const std::string& id : bad_tasks) {
+      quarantine_.emplace("t/" + id, tasks_[id].SerializeAsString());
+      tasks_.erase(id);
+    }
+    stats_.quarantined = bad_meta.size() + bad_tasks.size();
+    return status;
   }
 
   absl::Status Compact() override ABSL_LOCKS_EXCLUDED(mu_) {
@@ -95,6 +117,8 @@ class MemoryStorage final : public Storage {
   mutable absl::Mutex mu_;
   std::map<std::string, v1::Task> tasks_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> meta_ ABSL_GUARDED_BY(mu_);
+  // Records set aside by Recover, under their store key ("t/<id>", "m/<k>").
+  std::map<std::string, std::string> quarantine_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   StorageStats stats_ ABSL_GUARDED_BY(mu_);
 };

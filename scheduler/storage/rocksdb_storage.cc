@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/base/internal/raw_logging.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -26,6 +28,8 @@ namespace {
 
 constexpr char kTaskPrefix[] = "t/";
 constexpr char kMetaPrefix[] = "m/";
+// Records moved aside by recovery keep their whole key after this prefix.
+constexpr char kQuarantinePrefix[] = "q/";
 
 rocksdb::Slice ToSlice(absl::string_view s) {
   return rocksdb::Slice(s.data(), s.size());
@@ -317,13 +321,32 @@ absl::Status RocksDbStorage::Recover(
   read_options.fill_cache = false;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read_options));
   v1::Task task;
-  // Keys sort "m/..." before "t/...", so meta entries come first.
+  rocksdb::WriteBatch quarantine;
+  uint64_t quarantined = 0;
+  const auto set_aside = [&](absl::string_view key, absl::string_view why) {
+    ABSL_RAW_LOG(WARNING,
+                 "data directory %s: record \"%s\" quarantined as \"%s%s\": "
+                 "%s",
+                 data_dir_.c_str(), absl::CHexEscape(key).c_str(),
+                 kQuarantinePrefix, absl::CHexEscape(key).c_str(),
+                 std::string(why).c_str());
+    quarantine.Put(absl::StrCat(kQuarantinePrefix, key), it->value());
+    quarantine.Delete(rocksdb::Slice(key.data(), key.size()));
+    ++quarantined;
+  };
+  // A visitor's DATA_LOSS sets the record aside; other errors stop.
+  const auto visited = [&](absl::string_view key, absl::Status s) {
+    if (s.code() != absl::StatusCode::kDataLoss) return s;
+    set_aside(key, s.message());
+    return absl::OkStatus();
+  };
+  // Keys sort "m/" < "q/" < "t/", so meta entries come first.
   for (it->SeekToFirst(); status.ok() && it->Valid(); it->Next()) {
     const absl::string_view key = ToView(it->key());
     if (absl::StartsWith(key, kMetaPrefix)) {
       if (on_meta) {
-        status =
-            on_meta(key.substr(sizeof(kMetaPrefix) - 1), ToView(it->value()));
+        status = visited(key, on_meta(key.substr(sizeof(kMetaPrefix) - 1),
+                                      ToView(it->value())));
       }
     } else if (absl::StartsWith(key, kTaskPrefix)) {
       if (!on_task) continue;
@@ -331,15 +354,12 @@ absl::Status RocksDbStorage::Recover(
       if (!task.ParseFromArray(it->value().data(),
                                static_cast<int>(it->value().size())) ||
           task.id() != id) {
-        status = absl::DataLossError(
-            absl::StrCat("data directory ", data_dir_,
-                         ": undecodable task record \"", key, "\""));
+        set_aside(key, "undecodable task record");
       } else {
-        status = on_task(task);
+        status = visited(key, on_task(task));
       }
-    } else {
-      status = absl::DataLossError(absl::StrCat(
-          "data directory ", data_dir_, ": unexpected key \"", key, "\""));
+    } else if (!absl::StartsWith(key, kQuarantinePrefix)) {
+      set_aside(key, "unexpected key");
     }
   }
   if (status.ok() && !it->status().ok()) {
@@ -352,6 +372,20 @@ absl::Status RocksDbStorage::Recover(
                   "reading data directory ", data_dir_, ": ", s.ToString()));
   }
   it.reset();
+  if (status.ok() && quarantined > 0) {
+    rocksdb::WriteOptions sync;
+    sync.sync = true;
+    rocksdb::Status s = db_->Write(sync, &quarantine);
+    if (!s.ok()) {
+      status = absl::UnavailableError(
+          absl::StrCat("data directory ", data_dir_,
+                       ": setting aside undecodable records: ", s.ToString()));
+    }
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    stats_.quarantined = quarantined;
+  }
   EndOp();
   return status;
 }

@@ -80,6 +80,8 @@ struct StorageStats {
   // Gauge: Append calls queued for a commit now, including those in the
   // commit being written.
   uint64_t pending_appends = 0;
+  // Records the last Recover moved aside (see Recover).
+  uint64_t quarantined = 0;
 };
 
 class Storage {
@@ -96,10 +98,16 @@ class Storage {
   virtual absl::Status Append(std::vector<Mutation> batch) = 0;
 
   // Visits the stored state as of some point during the call: first every
-  // meta entry in key order, then every task in id (byte) order. Stops at
-  // and returns the first non-OK status a visitor returns. An empty
-  // std::function skips that kind of record. DATA_LOSS when a record cannot
-  // be decoded. Visitors may call Append; they do not see its effect.
+  // meta entry in key order, then every task in id (byte) order. An empty
+  // std::function skips that kind of record. Visitors may call Append; they
+  // do not see its effect.
+  //
+  // One bad record never stops recovery: a record that cannot be decoded, a
+  // key the store does not know, or a record a visitor refuses with
+  // DATA_LOSS is quarantined — moved aside under its key (kept for a human,
+  // never visited again), logged, and counted in stats().quarantined — and
+  // the visit goes on. Any other visitor error stops Recover and is
+  // returned. DATA_LOSS only when the store itself is corrupt.
   virtual absl::Status Recover(
       const std::function<absl::Status(const v1::Task&)>& on_task,
       const std::function<absl::Status(absl::string_view key,

@@ -207,6 +207,28 @@ TEST_P(StorageConformanceTest, VisitorErrorStopsRecover) {
   EXPECT_EQ(visited, 2);
 }
 
+TEST_P(StorageConformanceTest, VisitorDataLossQuarantinesTheRecord) {
+  Append({Mutation::PutTask(MakeTask("1")), Mutation::PutTask(MakeTask("2")),
+          Mutation::PutTask(MakeTask("3")), Mutation::PutMeta("bad", "x")});
+  std::vector<std::string> visited;
+  absl::Status s = storage_->Recover(
+      [&](const v1::Task& task) {
+        visited.push_back(task.id());
+        return task.id() == "2" ? absl::DataLossError("no valid state")
+                                : absl::OkStatus();
+      },
+      [&](absl::string_view key, absl::string_view) {
+        return key == "bad" ? absl::DataLossError("not a number")
+                            : absl::OkStatus();
+      });
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(visited, (std::vector<std::string>{"1", "2", "3"}));
+  EXPECT_EQ(storage_->stats().quarantined, 2u);
+  StoredState after = Read();  // set aside: never visited again
+  EXPECT_EQ(Ids(after), (std::vector<std::string>{"1", "3"}));
+  EXPECT_TRUE(after.meta.empty());
+}
+
 TEST_P(StorageConformanceTest, VisitorMayAppend) {
   Append({Mutation::PutTask(MakeTask("a")), Mutation::PutTask(MakeTask("b"))});
   absl::Status s = storage_->Recover(

@@ -110,6 +110,13 @@ int main(int argc, char** argv) {
                  options.data_dir.c_str(),
                  static_cast<long long>(
                      absl::ToInt64Milliseconds(server.recovery_time())));
+    if (r.quarantined > 0) {
+      std::fprintf(stderr,
+                   "taskd: WARNING: %llu unreadable records were set aside "
+                   "under the q/ prefix of %s (see the log above)\n",
+                   static_cast<unsigned long long>(r.quarantined),
+                   options.data_dir.c_str());
+    }
   }
   std::fprintf(stderr, "taskd: serving on %s (port %d), durability=%s\n",
                options.listen.c_str(), server.port(),

@@ -1,6 +1,7 @@
 #include "scheduler/schedule_table.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <map>
 #include <optional>
@@ -210,6 +211,10 @@ class ScheduleTable::Impl : public std::enable_shared_from_this<Impl> {
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   int firings_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+
+ public:
+  // Firings that submitted their task (metrics).
+  std::atomic<uint64_t> firings{0};
 };
 
 uint64_t ScheduleTable::Impl::Persist(const Entry& e) {
@@ -486,6 +491,7 @@ void ScheduleTable::Impl::OnFired(const std::string& id, uint64_t generation,
                    id.c_str(), absl::FormatTime(slot).c_str(),
                    result.status().ToString().c_str());
     } else {
+      firings.fetch_add(1, std::memory_order_relaxed);
       *e.schedule.mutable_last_fire_time() = FromTime(now);
       e.schedule.set_last_task_id(result->task.id());
     }
@@ -572,6 +578,7 @@ absl::StatusOr<v1::ListSchedulesResponse> ScheduleTable::List(
   return impl_->List(request);
 }
 size_t ScheduleTable::size() const { return impl_->size(); }
+uint64_t ScheduleTable::firings() const { return impl_->firings.load(); }
 void ScheduleTable::WaitForFirings() const { impl_->WaitForFirings(); }
 
 }  // namespace taskd

@@ -115,6 +115,8 @@ class ScheduleTable {
       const v1::ListSchedulesRequest& request) const;
 
   size_t size() const;
+  // Firings that submitted their task since the table was created.
+  uint64_t firings() const;
   // Blocks until no firing is between its submit and its bookkeeping (for
   // tests, whose journal answers on another thread).
   void WaitForFirings() const;

@@ -1,0 +1,263 @@
+#include "services/metrics/exporter.h"
+
+#include <algorithm>
+#include <exception>
+#include <filesystem>
+#include <map>
+#include <system_error>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "services/metrics/build_info.h"
+
+namespace taskd {
+namespace metrics {
+namespace {
+
+using prometheus::MetricType;
+
+// Events sampled to estimate the event log's size.
+constexpr size_t kEventSample = 64;
+
+// Sum of the sizes of the regular files under `dir`; 0 when unreadable.
+uint64_t DirectoryBytes(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  uint64_t total = 0;
+  fs::recursive_directory_iterator it(
+      dir, fs::directory_options::skip_permission_denied, ec);
+  for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    std::error_code size_ec;
+    if (it->is_regular_file(size_ec)) {
+      uint64_t n = it->file_size(size_ec);
+      if (!size_ec) total += n;
+    }
+  }
+  return total;
+}
+
+// The event log's memory: its ring of `capacity` slots plus what the
+// retained events hold beyond their slot, estimated from the newest ones.
+double EventLogBytes(const EventLog& log, size_t capacity) {
+  const uint64_t next = log.next_sequence();
+  const uint64_t first = log.first_retained();
+  const uint64_t retained = next - first;
+  double bytes = static_cast<double>(capacity) * sizeof(v1::TaskEvent);
+  if (retained == 0) return bytes;
+  std::vector<v1::TaskEvent> sample;
+  const uint64_t from = next - std::min<uint64_t>(retained, kEventSample);
+  if (!log.Read(from, kEventSample, &sample).ok() || sample.empty()) {
+    return bytes;
+  }
+  double extra = 0;
+  for (const v1::TaskEvent& e : sample) {
+    extra += static_cast<double>(e.SpaceUsedLong() - sizeof(v1::TaskEvent));
+  }
+  return bytes + extra / sample.size() * static_cast<double>(retained);
+}
+
+void AddSingle(std::vector<prometheus::MetricFamily>* out, const char* name,
+               const char* help, MetricType type, double value,
+               Labels labels = {}) {
+  auto f = Family(name, help, type);
+  prometheus::ClientMetric m;
+  m.label = std::move(labels);
+  if (type == MetricType::Counter) {
+    m.counter.value = value;
+  } else {
+    m.gauge.value = value;
+  }
+  f.metric.push_back(std::move(m));
+  out->push_back(std::move(f));
+}
+
+// Per-label aggregate of ListQueues (queues beyond the limit share one).
+struct QueueGauges {
+  std::array<double, 6> tasks{};  // pending .. cancelled
+  double oldest_pending_age = 0;
+  double paused = 0;
+  double workers = 0;
+};
+
+}  // namespace
+
+void JournalCells::OnCommit(size_t changes, absl::Duration elapsed, bool ok) {
+  if (!ok) return;  // the server is about to exit; not a commit
+  commits_.Add();
+  records_.Observe(static_cast<double>(changes));
+  seconds_.Observe(std::max(0.0, absl::ToDoubleSeconds(elapsed)));
+}
+
+void JournalCells::Collect(std::vector<prometheus::MetricFamily>* out) const {
+  auto commits = Family("taskd_journal_commits_total",
+                        "Group commits of the journal (one WAL sync each in "
+                        "sync mode).",
+                        MetricType::Counter);
+  commits.metric.push_back(commits_.ToClientMetric({}));
+  auto records = Family("taskd_journal_commit_records",
+                        "Changes per commit: what one fsync carried.",
+                        MetricType::Histogram);
+  records.metric.push_back(records_.ToClientMetric({}));
+  auto seconds = Family("taskd_journal_commit_seconds",
+                        "Time to append and sync one commit.",
+                        MetricType::Histogram);
+  seconds.metric.push_back(seconds_.ToClientMetric({}));
+  out->push_back(std::move(commits));
+  out->push_back(std::move(records));
+  out->push_back(std::move(seconds));
+}
+
+TaskdMetrics::TaskdMetrics(int max_queues, Clock* clock)
+    : queues_(max_queues), grpc_(clock) {}
+
+void TaskdMetrics::SetSources(ScrapeSources sources) {
+  sources_ = std::move(sources);
+  if (sources_.engine != nullptr) {
+    first_event_ = sources_.engine->events().next_sequence();
+  }
+}
+
+std::vector<prometheus::MetricFamily> TaskdMetrics::Collect() const {
+  std::vector<prometheus::MetricFamily> out;
+  queues_.Collect(&out);
+  CollectEngine(&out);
+  journal_.Collect(&out);
+  grpc_.Collect(&out);
+  CollectProcessMetrics(sources_.proc, &out);
+  const BuildInfo& build = GetBuildInfo();
+  AddSingle(&out, "taskd_build_info",
+            "Always 1; the labels give taskd's version and its libraries'.",
+            MetricType::Gauge, 1,
+            {{"grpc", build.grpc},
+             {"protobuf", build.protobuf},
+             {"rocksdb", build.rocksdb},
+             {"version", build.version}});
+  return out;
+}
+
+void TaskdMetrics::CollectEngine(
+    std::vector<prometheus::MetricFamily>* out) const {
+  Engine* engine = sources_.engine;
+  if (engine == nullptr) return;
+  QueueMetricsTable& queues = queues_;
+
+  std::map<std::string, QueueGauges> by_label;
+  for (const v1::Queue& q : engine->ListQueues()) {
+    QueueGauges& g = by_label[queues.LabelFor(q.queue())];
+    const int64_t counts[6] = {q.pending(),   q.scheduled(), q.running(),
+                               q.succeeded(), q.failed(),    q.cancelled()};
+    for (int i = 0; i < 6; ++i) g.tasks[i] += static_cast<double>(counts[i]);
+    if (q.has_oldest_pending_age()) {
+      g.oldest_pending_age =
+          std::max(g.oldest_pending_age,
+                   absl::ToDoubleSeconds(ToDuration(q.oldest_pending_age())));
+    }
+    g.paused = std::max(g.paused, q.paused() ? 1.0 : 0.0);
+    g.workers += q.workers();
+  }
+  auto tasks = Family("taskd_tasks",
+                      "Tasks held now per state (terminal ones while "
+                      "retained).",
+                      MetricType::Gauge);
+  auto oldest = Family("taskd_queue_oldest_pending_age_seconds",
+                       "Age of the oldest PENDING task (0 when none).",
+                       MetricType::Gauge);
+  auto paused = Family("taskd_queue_paused", "1 when the queue is paused.",
+                       MetricType::Gauge);
+  auto workers = Family("taskd_workers",
+                        "Connected workers serving the queue.",
+                        MetricType::Gauge);
+  static constexpr v1::TaskState kStates[6] = {
+      v1::TASK_STATE_PENDING,   v1::TASK_STATE_SCHEDULED,
+      v1::TASK_STATE_RUNNING,   v1::TASK_STATE_SUCCEEDED,
+      v1::TASK_STATE_FAILED,    v1::TASK_STATE_CANCELLED};
+  for (const auto& [label, g] : by_label) {
+    for (int i = 0; i < 6; ++i) {
+      tasks.metric.push_back(GaugeSample(
+          g.tasks[i], {{"queue", label}, {"state", StateLabel(kStates[i])}}));
+    }
+    oldest.metric.push_back(
+        GaugeSample(g.oldest_pending_age, {{"queue", label}}));
+    paused.metric.push_back(GaugeSample(g.paused, {{"queue", label}}));
+    workers.metric.push_back(GaugeSample(g.workers, {{"queue", label}}));
+  }
+  out->push_back(std::move(tasks));
+  out->push_back(std::move(oldest));
+  out->push_back(std::move(paused));
+  out->push_back(std::move(workers));
+
+  AddSingle(out, "taskd_max_tasks", "The --max-tasks limit.", MetricType::Gauge,
+            static_cast<double>(engine->options().max_tasks));
+  const WorkerSlots slots = engine->worker_slots();
+  auto slot_family = Family("taskd_worker_slots",
+                            "Summed concurrency of the connected workers.",
+                            MetricType::Gauge);
+  slot_family.metric.push_back(
+      GaugeSample(static_cast<double>(slots.busy), {{"state", "busy"}}));
+  slot_family.metric.push_back(
+      GaugeSample(static_cast<double>(slots.free), {{"state", "free"}}));
+  out->push_back(std::move(slot_family));
+  AddSingle(out, "taskd_awaits", "Await calls waiting now.", MetricType::Gauge,
+            static_cast<double>(engine->pending_awaits()));
+  AddSingle(out, "taskd_streams", "Open Stream calls.", MetricType::Gauge,
+            static_cast<double>(engine->events().subscriber_count()));
+  AddSingle(out, "taskd_events_total", "Task events appended to the event log.",
+            MetricType::Counter,
+            static_cast<double>(engine->events().next_sequence() -
+                                first_event_));
+  AddSingle(out, "taskd_event_log_bytes",
+            "Memory of the event log (Stream replay window), estimated.",
+            MetricType::Gauge,
+            EventLogBytes(engine->events(), engine->options().event_log_capacity));
+  AddSingle(out, "taskd_schedules", "Periodic schedules.", MetricType::Gauge,
+            sources_.schedules ? static_cast<double>(sources_.schedules->size())
+                               : 0.0);
+  AddSingle(out, "taskd_schedule_firings_total",
+            "Schedule firings that submitted a task.", MetricType::Counter,
+            sources_.schedules
+                ? static_cast<double>(sources_.schedules->firings())
+                : 0.0);
+  AddSingle(out, "taskd_storage_bytes", "Bytes on disk in the data directory.",
+            MetricType::Gauge,
+            sources_.data_dir.empty()
+                ? 0.0
+                : static_cast<double>(DirectoryBytes(sources_.data_dir)));
+  AddSingle(out, "taskd_recovery_seconds",
+            "How long the last start's recovery took.", MetricType::Gauge,
+            absl::ToDoubleSeconds(sources_.recovery_time));
+  AddSingle(out, "taskd_recovered_tasks",
+            "Tasks the last start recovered from storage.", MetricType::Gauge,
+            static_cast<double>(sources_.recovered_tasks));
+}
+
+absl::StatusOr<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(
+    const std::string& listen,
+    std::shared_ptr<prometheus::Collectable> collectable) {
+  const size_t colon = listen.rfind(':');
+  int port = -1;
+  if (colon == std::string::npos || colon == 0 ||
+      !absl::SimpleAtoi(listen.substr(colon + 1), &port) || port < 0 ||
+      port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "metrics_listen: not a host:port: \"", listen, "\""));
+  }
+  std::unique_ptr<MetricsEndpoint> endpoint(new MetricsEndpoint);
+  try {
+    // civetweb: "[::1]:9464" for IPv6; one thread serves the scrapes.
+    endpoint->exposer_ = std::make_unique<prometheus::Exposer>(listen, 1);
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat(
+        "metrics_listen: cannot listen on ", listen, ": ", e.what()));
+  }
+  std::vector<int> ports = endpoint->exposer_->GetListeningPorts();
+  endpoint->port_ = ports.empty() ? port : ports.front();
+  endpoint->exposer_->RegisterCollectable(collectable);
+  return endpoint;
+}
+
+MetricsEndpoint::~MetricsEndpoint() = default;
+
+}  // namespace metrics
+}  // namespace taskd
+

@@ -10,7 +10,8 @@
 // rejects RPC failures with a TaskdError (UnavailableError when the server
 // cannot be reached). Waits take `timeoutMs` (the server's own wait limit)
 // and `signal` (an AbortSignal that stops waiting locally, cancelling the
-// RPC; the task itself is untouched).
+// RPC; the task itself is untouched); results always come back, payloads
+// only with `includePayloads`.
 
 const grpc = require('@grpc/grpc-js');
 const { v1 } = require('./proto');
@@ -19,7 +20,7 @@ const c = require('./convert');
 
 const MAX_AWAIT_IDS = 1000; // AwaitRequest and SubmitTasksRequest limits
 const AWAIT_DEADLINE_SLACK_MS = 10_000; // gRPC deadline beyond the server's own timeout
-const WAIT_OPTIONS = ['timeoutMs', 'signal'];
+const WAIT_OPTIONS = ['timeoutMs', 'signal', 'includePayloads'];
 
 // Normalises the `target`/options argument shared by Client and Worker.
 function channelArgs(options, where, extraKeys) {
@@ -129,10 +130,11 @@ class Client {
   }
 
   // Tasks as an async iterable, page by page. opts: queue, states (e.g.
-  // ['TASK_STATE_PENDING']), pageSize.
+  // ['TASK_STATE_PENDING']), pageSize, includePayloads (payloads and results
+  // are omitted without it).
   list(opts) {
-    opts = c.checkOptions(opts, 'list(opts)', ['queue', 'states', 'pageSize']);
-    const req = { queue: '', states: [], pageSize: 0, pageToken: '' };
+    opts = c.checkOptions(opts, 'list(opts)', ['queue', 'states', 'pageSize', 'includePayloads']);
+    const req = { queue: '', states: [], pageSize: 0, pageToken: '', includePayloads: Boolean(opts.includePayloads) };
     if (opts.queue !== undefined) req.queue = c.checkString(opts.queue, 'list: opts.queue');
     if (opts.states !== undefined) {
       if (!Array.isArray(opts.states)) throw new TypeError('list: opts.states: expected an array of TaskState names');
@@ -182,11 +184,11 @@ class Client {
     }
     if (ids.length > maxIds) throw new RangeError(`${where}(ids): at most ${maxIds} ids, got ${ids.length}`);
     const list = ids.map((id, i) => c.toId(id, `${where}(ids[${i}])`));
-    const { timeoutMs, signal } = this._waitOptions(opts, where);
+    const { timeoutMs, signal, includePayloads } = this._waitOptions(opts, where);
     const unique = [...new Set(list)]; // the server refuses a repeated id
     const chunks = [];
     for (let i = 0; i < unique.length; i += MAX_AWAIT_IDS) chunks.push(unique.slice(i, i + MAX_AWAIT_IDS));
-    const req = { mode, timeout: timeoutMs === undefined ? null : c.msToDuration(timeoutMs) };
+    const req = { mode, timeout: timeoutMs === undefined ? null : c.msToDuration(timeoutMs), includePayloads };
     const deadline = timeoutMs === undefined ? null : Date.now() + timeoutMs + AWAIT_DEADLINE_SLACK_MS;
     const responses = await Promise.all(chunks.map((chunk) =>
       this._unary('Await', { ...req, ids: chunk }, { deadline, signal })));
@@ -202,6 +204,7 @@ class Client {
     return {
       timeoutMs: opts.timeoutMs === undefined ? undefined : c.checkMs(opts.timeoutMs, `${where}: opts.timeoutMs`),
       signal: c.checkSignal(opts.signal, `${where}: opts.signal`),
+      includePayloads: Boolean(opts.includePayloads),
     };
   }
 

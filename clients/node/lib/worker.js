@@ -12,7 +12,8 @@
 // The outcome of an attempt, as the C++ worker SDK reports it:
 // - the handler returns a value: `complete` with it as the result (bytes as
 //   is, a string as UTF-8, undefined as empty, anything else as JSON);
-//   a result over maxResultBytes fails with code "result_too_large".
+//   a result over maxResultBytes (or the assignment's max_result_bytes)
+//   fails with code "result_too_large", not retryable.
 // - the handler throws a TaskFailure: `fail` with its code, message, details
 //   and retryability; any other throw: code "handler_exception", retryable
 //   unless the error has `retryable === false`.
@@ -245,6 +246,8 @@ class Worker extends EventEmitter {
       controller: new AbortController(),
       cause: null, // why the signal was aborted: 'cancel' | 'stopping' | 'stream'
       reason: '',
+      // The server's limit for this result, when it states one.
+      maxResultBytes: Math.min(this._maxResultBytes, Number(assignment.maxResultBytes || 0) || Infinity),
     };
     if (this._stopping) {
       // Hand it back at once for a retry elsewhere.
@@ -293,10 +296,10 @@ class Worker extends EventEmitter {
         details: (error && error.stack) || '',
         retryable: !(error && error.retryable === false),
       };
-    } else if (result.length > this._maxResultBytes) {
+    } else if (result.length > entry.maxResultBytes) {
       failure = {
         code: 'result_too_large',
-        message: `result of ${result.length} bytes exceeds the limit of ${this._maxResultBytes}`,
+        message: `result of ${result.length} bytes exceeds the limit of ${entry.maxResultBytes}`,
         details: '',
         retryable: false,
       };

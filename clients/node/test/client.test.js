@@ -220,11 +220,15 @@ test('a filtered replay reaches events behind more than one read batch', {
   });
 });
 
-test('list pages through a queue', async () => {
-  const handles = await client.submitMany(Array.from({ length: 5 }, () => ({ type: 'never-served', queue: 'q-list' })));
+test('list pages through a queue, with payloads on request', async () => {
+  const handles = await client.submitMany(Array.from({ length: 5 }, () => ({ type: 'never-served', payload: 'p', queue: 'q-list' })));
   const ids = [];
-  for await (const t of client.list({ queue: 'q-list', states: [TaskState.PENDING], pageSize: 2 })) ids.push(t.id);
+  for await (const t of client.list({ queue: 'q-list', states: [TaskState.PENDING], pageSize: 2 })) {
+    ids.push(t.id);
+    assert.equal(t.spec.payload.length, 0, 'payloads are omitted by default');
+  }
   assert.deepEqual(ids.sort(), handles.map((h) => h.id).sort());
+  for await (const t of client.list({ queue: 'q-list', includePayloads: true })) assert.equal(t.spec.payload.toString(), 'p');
   await Promise.all(handles.map((h) => h.cancel()));
 });
 

@@ -16,7 +16,7 @@ function taskdBinary() {
 
 // Starts taskd in memory mode; resolves once it reports its port.
 async function startTaskd(extraArgs = []) {
-  const proc = spawn(taskdBinary(), ['--listen=127.0.0.1:0', '--durability=memory', '--threads=1', ...extraArgs],
+  const proc = spawn(taskdBinary(), ['--listen=127.0.0.1:0', '--metrics-listen=', '--durability=memory', '--threads=1', ...extraArgs],
     { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   const port = await new Promise((resolve, reject) => {

@@ -147,6 +147,17 @@ test('a thrown error is retried; TaskFailure chooses code and retryability', asy
   await stopWorker(worker);
 });
 
+test('a result over maxResultBytes fails the task instead of being sent', async () => {
+  const worker = startWorker('q-big', { big: () => 'x'.repeat(11), small: () => 'x'.repeat(10) }, { maxResultBytes: 10 });
+  const big = await client.submit('big', '', { queue: 'q-big' });
+  const small = await client.submit('small', '', { queue: 'q-big' });
+  const [b, s] = await client.awaitAll([big, small], { timeoutMs: 10_000 });
+  assert.equal(b.state, TaskState.FAILED);
+  assert.deepEqual([b.error.code, b.error.retryable, b.attempt], ['result_too_large', false, 1]);
+  assert.equal(s.result.toString(), 'x'.repeat(10));
+  await stopWorker(worker);
+});
+
 test('heartbeats keep a long attempt alive; without them its lease expires', async () => {
   // Each handler runs three heartbeat timeouts long (its workload), reporting nothing.
   const run = (ms) => (ctx) => new Promise((resolve, reject) => {

@@ -1,0 +1,19 @@
+# Node.js client and worker SDK (clients/node), its examples, and the
+# Node-vs-BullMQ benchmark.
+#
+#   make node-deps    npm ci in clients/node (make test runs it first)
+#   make node-proto   copy api/taskd/v1/taskd.proto into the package
+#   make bench-node   taskd vs BullMQ (Redis) on the same workload; a table
+
+NODE_DIR := clients/node
+
+TEST_PREP += node-deps
+
+.PHONY: node-deps node-proto bench-node
+
+node-deps:
+	@command -v node >/dev/null || { echo "node-deps: Node.js 18+ (node, npm) is required" >&2; exit 1; }
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
+
+node-proto:
+	cp api/taskd/v1/taskd.proto $(NODE_DIR)/proto/taskd/v1/taskd.proto

@@ -83,6 +83,8 @@ class TaskHandle(asyncio.Future):
         already finished. A running task completes this handle with
         TaskCancelled once its worker stops it.
         """
+        if self.done() and not self.cancelled():
+            return False  # it has finished; nothing to cancel
         record = await self._client.cancel(self.id, reason)
         return record.state == pb.TASK_STATE_CANCELLED or (
             not is_terminal(record) and record.cancel_requested)
@@ -210,6 +212,10 @@ class Client:
         self._channel = grpc.aio.insecure_channel(target, options=list(options))
         self._stub = pb_grpc.TaskServiceStub(self._channel)
         self._watcher = AsyncWatcher(self._stub, reconnect_timeout)
+        try:
+            quiet_grpc_poller(asyncio.get_running_loop())
+        except RuntimeError:
+            pass  # created outside a loop: done when the watcher starts
 
     async def close(self) -> None:
         """Closes the connection; handles still outstanding fail with TaskdError."""

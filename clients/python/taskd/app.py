@@ -23,6 +23,8 @@ import datetime
 import functools
 import inspect
 import json
+import os
+import sys
 import threading
 from typing import (Any, Callable, Dict, Generic, Iterable, List, Mapping, Optional,
                     Sequence, TypeVar, Union, overload)
@@ -30,7 +32,7 @@ from typing import (Any, Callable, Dict, Generic, Iterable, List, Mapping, Optio
 from taskd.client import Client, TaskRef
 from taskd.errors import Fatal
 from taskd.futures import TaskFuture
-from taskd.spec import Seconds, check_queue, check_type_name
+from taskd.spec import Seconds, check_queue, check_type_name, to_seconds
 from taskd.worker import TaskContext, Worker
 
 R = TypeVar("R")
@@ -55,6 +57,14 @@ def _check_json(value: Any, argument: str) -> None:
         json.dumps(value)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{argument}: cannot be sent as JSON ({exc})") from None
+
+
+def encode_result(value: Any) -> bytes:
+    """A task's return value as JSON; Fatal when it cannot be encoded."""
+    try:
+        return json.dumps(value).encode()
+    except (TypeError, ValueError) as exc:
+        raise Fatal(f"result cannot be sent as JSON: {exc}", code="bad_result") from None
 
 
 def decode_result(data: bytes) -> Any:
@@ -101,6 +111,10 @@ class TaskFunction(Generic[R]):
         (``key`` is the idempotency key). Unset options take the task's.
         """
         payload = encode_call(args, kwargs or {})
+        if countdown is not None:
+            countdown = to_seconds(countdown, "countdown")
+        if eta is not None and not isinstance(eta, datetime.datetime):
+            raise TypeError(f"eta: expected an aware datetime, got {type(eta).__name__}")
         options = dict(self.options)
         for name, value in (("priority", priority), ("queue", queue),
                             ("retries", retries), ("timeout", timeout)):
@@ -119,7 +133,7 @@ class TaskFunction(Generic[R]):
     def handle(self, ctx: TaskContext) -> Union[bytes, Any]:
         """Runs one delivered call (what the worker registers)."""
         args, kwargs = _decode_call(ctx.payload)
-        return json.dumps(self.fn(*args, **kwargs)).encode()
+        return encode_result(self.fn(*args, **kwargs))
 
 
 def _decode_call(payload: bytes) -> Any:
@@ -131,6 +145,17 @@ def _decode_call(payload: bytes) -> Any:
     except (ValueError, AttributeError) as exc:
         raise Fatal(f"payload is not a JSON call: {exc}", code="bad_payload") from None
     return args, kwargs
+
+
+def default_name(func: Callable[..., Any]) -> str:
+    """``module.function``; a script's module is named after its file, so a
+    script and a worker importing it agree (``celery_app.add``)."""
+    module = func.__module__
+    if module == "__main__":
+        path = getattr(sys.modules["__main__"], "__file__", None)
+        if path:
+            module = os.path.splitext(os.path.basename(path))[0]
+    return f"{module}.{func.__qualname__}".replace("<", "").replace(">", "")
 
 
 class App:
@@ -194,8 +219,7 @@ class App:
         def register(func: Callable[..., R]) -> TaskFunction[R]:
             if not callable(func):
                 raise TypeError(f"fn: expected a function, got {type(func).__name__}")
-            task_name = name or f"{func.__module__}.{func.__qualname__}".replace("<", "") \
-                .replace(">", "")
+            task_name = name or default_name(func)
             check_type_name(task_name, "name")
             if task_name in self.tasks:
                 raise ValueError(f"name: a task named {task_name!r} is already registered")
@@ -211,6 +235,11 @@ class App:
             return task
 
         return register(fn) if fn is not None else register
+
+    def submit_many(self, calls: Sequence[Mapping[str, Any]]) -> List[TaskFuture]:
+        """Submits calls made with ``task.s(...)`` in one atomic batch; the
+        futures give decoded results."""
+        return self.client.submit_many(list(calls), decode=decode_result)
 
     def worker(self, *, queues: Optional[Iterable[str]] = None, concurrency: int = 4,
                **worker_options: Any) -> Worker:
@@ -232,7 +261,7 @@ def _handler_for(task: TaskFunction[Any]) -> Callable[[TaskContext], Any]:
     if inspect.iscoroutinefunction(task.fn):
         async def run_async(ctx: TaskContext) -> bytes:
             args, kwargs = _decode_call(ctx.payload)
-            return json.dumps(await task.fn(*args, **kwargs)).encode()
+            return encode_result(await task.fn(*args, **kwargs))
         return run_async
     return task.handle
 

@@ -245,7 +245,7 @@ class UnavailableTest(unittest.TestCase):
             with self.assertRaises(taskd.Unavailable):
                 client.get(pending.id)
             with self.assertRaises(taskd.Unavailable):
-                pending.cancel()
+                client.cancel(pending.id)
             # The outstanding future fails once the outage outlasts
             # reconnect_timeout, instead of hanging.
             self.assertIsInstance(pending.exception(timeout=DEADLINE), taskd.Unavailable)

@@ -54,6 +54,7 @@ class TaskdServer:
         self.process: Optional[subprocess.Popen] = None
         self.port = 0
         self.log: List[str] = []
+        self._drainer: Optional[threading.Thread] = None
 
     @property
     def target(self) -> str:
@@ -103,7 +104,8 @@ class TaskdServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=10)
-        self._drainer.join(timeout=10)
+        if self._drainer is not None:
+            self._drainer.join(timeout=10)
         if self.process.stderr is not None:
             self.process.stderr.close()
 

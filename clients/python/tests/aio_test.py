@@ -1,0 +1,134 @@
+"""The asyncio client against a real taskd: gather, wait, wait_for, stream."""
+
+from __future__ import annotations
+
+import asyncio
+import unittest
+
+import taskd
+import taskd.aio
+from tests.harness import TaskdServer, WorkerThread
+
+DEADLINE = 20.0
+SUCCEEDED = taskd.TaskState.Value("TASK_STATE_SUCCEEDED")
+
+
+def upper_worker(target: str, queue: str) -> taskd.Worker:
+    worker = taskd.Worker(target, queues=[queue], concurrency=4)
+
+    @worker.handler("upper")
+    async def upper(ctx: taskd.TaskContext) -> bytes:
+        return ctx.payload.upper()
+
+    @worker.handler("block")
+    def block(ctx: taskd.TaskContext) -> bytes:
+        ctx.cancelled.wait(DEADLINE)
+        return b""
+
+    return worker
+
+
+class AioClientTest(unittest.IsolatedAsyncioTestCase):
+    server: TaskdServer
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.server = TaskdServer().start()
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.server.stop()
+
+    async def asyncSetUp(self) -> None:
+        self.client = taskd.aio.Client(self.server.target)
+
+    async def asyncTearDown(self) -> None:
+        await self.client.close()
+
+    async def test_gather_and_submit_many(self) -> None:
+        with WorkerThread(upper_worker(self.server.target, "a-gather")):
+            handles = [await self.client.submit("upper", b"g%d" % i, queue="a-gather")
+                       for i in range(10)]
+            self.assertTrue(all(isinstance(h, asyncio.Future) for h in handles))
+            results = await asyncio.wait_for(asyncio.gather(*handles), DEADLINE)
+            self.assertEqual(results, [b"G%d" % i for i in range(10)])
+            many = await self.client.submit_many(
+                [{"type": "upper", "payload": b"m%d" % i, "queue": "a-gather"}
+                 for i in range(50)])
+            results = await asyncio.wait_for(asyncio.gather(*many), DEADLINE)
+            self.assertEqual(results, [b"M%d" % i for i in range(50)])
+        task = await self.client.get(handles[0].id)
+        self.assertEqual(task.state, SUCCEEDED)
+        listed = await self.client.list(queue="a-gather", states=["succeeded"], limit=None)
+        self.assertEqual(len(listed), 60)
+
+    async def test_wait_first_completed_and_wait_for(self) -> None:
+        with WorkerThread(upper_worker(self.server.target, "a-wait")):
+            blocked = await self.client.submit("block", queue="a-wait")
+            quick = await self.client.submit("upper", b"q", queue="a-wait")
+            done, pending = await asyncio.wait([blocked, quick], timeout=DEADLINE,
+                                               return_when=asyncio.FIRST_COMPLETED)
+            self.assertEqual(done, {quick})
+            self.assertEqual(pending, {blocked})
+            # wait_for's timeout cancels the local wait only.
+            with self.assertRaises(asyncio.TimeoutError):
+                await asyncio.wait_for(blocked, 0.05)
+            self.assertTrue(blocked.cancelled())
+            record = await self.client.get(blocked.id)
+            self.assertFalse(record.cancel_requested)
+            self.assertNotIn(record.state, (taskd.TaskState.Value("TASK_STATE_CANCELLED"),))
+            fresh = await self.client.handle(blocked.id)
+            self.assertTrue(await fresh.cancel_task("enough"))
+            with self.assertRaises(taskd.TaskCancelled):
+                await asyncio.wait_for(fresh, DEADLINE)
+            self.assertFalse(await fresh.cancel_task())  # already finished
+
+    async def test_failure_propagates_through_gather(self) -> None:
+        worker = taskd.Worker(self.server.target, queues=["a-fail"])
+        worker.add_handler("boom", lambda ctx: (_ for _ in ()).throw(taskd.Fatal("boom")))
+        worker.add_handler("ok", lambda ctx: b"fine")
+        with WorkerThread(worker):
+            ok = await self.client.submit("ok", queue="a-fail")
+            bad = await self.client.submit("boom", queue="a-fail")
+            outcome = await asyncio.wait_for(
+                asyncio.gather(ok, bad, return_exceptions=True), DEADLINE)
+        self.assertEqual(outcome[0], b"fine")
+        self.assertIsInstance(outcome[1], taskd.TaskFailed)
+
+    async def test_async_for_stream(self) -> None:
+        with WorkerThread(upper_worker(self.server.target, "a-stream")):
+            handle = await self.client.submit("upper", b"s", queue="a-stream")
+            await asyncio.wait_for(handle, DEADLINE)
+        kinds = []
+        async for event in self.client.stream([handle.id], from_sequence=1):
+            kinds.append(taskd.EventType.Name(event.type))
+        self.assertEqual(kinds[0], "EVENT_TYPE_SUBMITTED")
+        self.assertEqual(kinds[-1], "EVENT_TYPE_SUCCEEDED")
+        self.assertIn("EVENT_TYPE_STARTED", kinds)
+
+    async def test_bad_arguments_and_unavailable(self) -> None:
+        with self.assertRaisesRegex(ValueError, "priority"):
+            await self.client.submit("upper", priority=99)
+        with self.assertRaisesRegex(TypeError, "payload"):
+            await self.client.submit("upper", 3.5)  # type: ignore[arg-type]
+        with self.assertRaisesRegex(taskd.InvalidArgument, "id"):
+            await self.client.get("bad id")
+        with self.assertRaises(ValueError):
+            async for _ in self.client.stream(from_sequence=-1):
+                pass
+        server = TaskdServer().start()
+        other = taskd.aio.Client(server.target, reconnect_timeout=1.0)
+        try:
+            pending = await other.submit("upper", b"never", queue="a-gone")
+            server.stop()
+            with self.assertRaises(taskd.Unavailable):
+                await other.submit("upper")
+            with self.assertRaises(taskd.Unavailable):
+                await asyncio.wait_for(pending, DEADLINE)
+        finally:
+            await other.close()
+            server.stop()
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -5,14 +5,21 @@
 // SIGTERM or SIGINT shuts down gracefully (see TaskdServer::Shutdown).
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "services/metrics/build_info.h"
 #include "services/server.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "address to serve on");
@@ -38,8 +45,57 @@ ABSL_FLAG(std::string, data_dir, "./taskd-data",
           "RocksDB data directory (durable modes)");
 ABSL_FLAG(absl::Duration, compact_interval, absl::Minutes(10),
           "how often space of deleted tasks is reclaimed");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
+          "host:port of the Prometheus /metrics endpoint; empty disables "
+          "metrics");
+ABSL_FLAG(int, metrics_max_queues, 100,
+          "queues with their own metrics label; the rest report as "
+          "queue=\"_other\"");
 
 namespace {
+
+// --help lists the flags of this file (absl's default only lists those of
+// files named like the binary, which taskd has none of); --version prints
+// the versions of taskd and the libraries it runs on.
+void ConfigureUsage() {
+  absl::FlagsUsageConfig config;
+  auto ours = [](absl::string_view file) {
+    return absl::EndsWith(file, "services/main.cc");
+  };
+  config.contains_help_flags = ours;
+  config.contains_helpshort_flags = ours;
+  config.version_string = [] { return taskd::VersionLine() + "\n"; };
+  absl::SetFlagsUsageConfig(config);
+}
+
+// `taskd --help`: every flag of this file on one line, with its default,
+// spelled with dashes as the README does.
+void PrintHelp() {
+  std::vector<const absl::CommandLineFlag*> flags;
+  for (const auto& [name, flag] : absl::GetAllFlags()) {
+    if (absl::EndsWith(flag->Filename(), "services/main.cc")) {
+      flags.push_back(flag);
+    }
+  }
+  std::sort(flags.begin(), flags.end(), [](const auto* a, const auto* b) {
+    return a->Name() < b->Name();
+  });
+  std::printf(
+      "usage: taskd [flags]\n\ntaskd: task scheduler server (gRPC API "
+      "taskd.v1). SIGTERM or SIGINT shuts down gracefully.\n\nflags "
+      "(--name=value; dashes and underscores are the same):\n");
+  for (const auto* flag : flags) {
+    std::string name = std::string(flag->Name());
+    std::replace(name.begin(), name.end(), '_', '-');
+    std::string value = flag->DefaultValue();
+    if (value.empty()) value = "\"\"";
+    std::printf("  --%-22s %s (default %s)\n", name.c_str(),
+                flag->Help().c_str(), value.c_str());
+  }
+  std::printf("  --%-22s %s\n  --%-22s %s\n", "help", "print this text",
+              "version",
+              "print the versions of taskd, gRPC, protobuf and RocksDB");
+}
 
 // Accepts --data-dir as well as --data_dir: dashes in a flag's name (not in
 // its value) become underscores, the spelling absl flags use.
@@ -58,18 +114,30 @@ void NormalizeFlagNames(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "taskd: task scheduler server (gRPC API taskd.v1)");
+      "task scheduler server (gRPC API taskd.v1). Flags may be spelled "
+      "--data-dir or --data_dir.");
+  ConfigureUsage();
   NormalizeFlagNames(argc, argv);
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--") == 0) break;
+    if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0 ||
+        std::strcmp(argv[i], "--helpshort") == 0) {
+      PrintHelp();
+      return 0;
+    }
+  }
   absl::ParseCommandLine(argc, argv);
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 
   if (absl::GetFlag(FLAGS_max_payload_bytes) <= 0 ||
       absl::GetFlag(FLAGS_max_tasks) <= 0 ||
       absl::GetFlag(FLAGS_event_log_capacity) <= 0 ||
-      absl::GetFlag(FLAGS_threads) < 0) {
+      absl::GetFlag(FLAGS_threads) < 0 ||
+      absl::GetFlag(FLAGS_metrics_max_queues) < 1) {
     std::fprintf(stderr,
-                 "taskd: --max_payload_bytes, --max_tasks and "
-                 "--event_log_capacity must be positive, --threads >= 0\n");
+                 "taskd: --max_payload_bytes, --max_tasks, "
+                 "--event_log_capacity and --metrics_max_queues must be "
+                 "positive, --threads >= 0\n");
     return 2;
   }
 
@@ -95,6 +163,8 @@ int main(int argc, char** argv) {
   options.durability = absl::GetFlag(FLAGS_durability);
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
   options.compact_interval = absl::GetFlag(FLAGS_compact_interval);
+  options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  options.metrics_max_queues = absl::GetFlag(FLAGS_metrics_max_queues);
 
   taskd::TaskdServer server(options);
   if (auto s = server.Start(); !s.ok()) {
@@ -121,6 +191,10 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "taskd: serving on %s (port %d), durability=%s\n",
                options.listen.c_str(), server.port(),
                options.durability.c_str());
+  if (server.metrics_port() != 0) {
+    std::fprintf(stderr, "taskd: metrics on http://%s/metrics (port %d)\n",
+                 options.metrics_listen.c_str(), server.metrics_port());
+  }
 
   int sig = 0;
   sigwait(&signals, &sig);

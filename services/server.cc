@@ -32,6 +32,15 @@ absl::Status TaskdServer::OpenAndRecover() {
   if (!durability.ok()) return durability.status();
   EngineOptions engine_options = options_.engine;
   Clock* clock = options_.clock ? options_.clock : RealClock::Get();
+  if (!options_.metrics_listen.empty()) {
+    if (options_.metrics_max_queues < 1) {
+      return absl::InvalidArgumentError(
+          "metrics_max_queues: must be at least 1");
+    }
+    metrics_ = std::make_shared<metrics::TaskdMetrics>(
+        options_.metrics_max_queues, clock);
+    engine_options.metrics = metrics_->queues();
+  }
   if (*durability != Durability::kMemory) {
     auto storage = OpenStorage(*durability, options_.data_dir);
     if (!storage.ok()) return storage.status();
@@ -46,7 +55,9 @@ absl::Status TaskdServer::OpenAndRecover() {
         std::_Exit(1);
       };
     }
-    journal_ = std::make_unique<Journal>(storage_.get(), std::move(on_failure));
+    journal_ = std::make_unique<Journal>(
+        storage_.get(), std::move(on_failure),
+        metrics_ ? metrics_->journal() : nullptr);
     engine_options.journal = journal_.get();
   }
   engine_ = std::make_unique<Engine>(engine_options, clock);
@@ -92,8 +103,33 @@ absl::Status TaskdServer::OpenAndRecover() {
   return absl::OkStatus();
 }
 
+absl::Status TaskdServer::StartMetrics() {
+  if (metrics_ == nullptr) return absl::OkStatus();
+  metrics::GrpcMetrics* grpc_metrics = metrics_->grpc();
+  for (const char* service : {v1::TaskService::service_full_name(),
+                              v1::WorkerService::service_full_name(),
+                              v1::QueueService::service_full_name(),
+                              v1::ScheduleService::service_full_name()}) {
+    if (auto s = grpc_metrics->AddService(service); !s.ok()) return s;
+  }
+  grpc_metrics->AddStandardServices();
+  metrics::ScrapeSources sources;
+  sources.engine = engine_.get();
+  sources.schedules = schedule_table_.get();
+  if (storage_ != nullptr) sources.data_dir = options_.data_dir;
+  sources.recovered_tasks = recovery_.tasks;
+  sources.recovery_time = recovery_time_;
+  metrics_->SetSources(std::move(sources));
+  auto endpoint =
+      metrics::MetricsEndpoint::Start(options_.metrics_listen, metrics_);
+  if (!endpoint.ok()) return endpoint.status();
+  metrics_endpoint_ = *std::move(endpoint);
+  return absl::OkStatus();
+}
+
 absl::Status TaskdServer::Start() {
   if (auto s = OpenAndRecover(); !s.ok()) return s;
+  if (auto s = StartMetrics(); !s.ok()) return s;
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
@@ -106,6 +142,10 @@ absl::Status TaskdServer::Start() {
   builder.RegisterService(&worker_service_);
   builder.RegisterService(&queue_service_);
   builder.RegisterService(&schedule_service_);
+  if (metrics_ != nullptr) {
+    builder.experimental().SetInterceptorCreators(
+        metrics::MakeInterceptorCreators(metrics_->grpc()));
+  }
   builder.SetMaxReceiveMessageSize(
       static_cast<int>(options_.engine.limits.max_payload_bytes) * 2 +
       (1 << 20));
@@ -161,6 +201,7 @@ void TaskdServer::Shutdown() {
     stop_compaction_.Notify();
     compaction_.join();
   }
+  metrics_endpoint_.reset();  // before anything it reads goes
   if (storage_) {
     if (auto s = storage_->Close(); !s.ok()) {
       std::fprintf(stderr, "taskd: closing storage: %s\n", s.ToString().c_str());

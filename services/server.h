@@ -26,6 +26,7 @@
 #include "scheduler/journal.h"
 #include "scheduler/schedule_table.h"
 #include "scheduler/storage/storage.h"
+#include "services/metrics/exporter.h"
 #include "services/schedule_service.h"
 #include "services/queue_service.h"
 #include "services/task_service.h"
@@ -49,6 +50,11 @@ struct ServerOptions {
   // Called once if a storage write fails; the default prints the error and
   // exits, so that a restart recovers from the last durable state.
   std::function<void(const absl::Status&)> on_storage_failure;
+  // Prometheus /metrics on its own HTTP port ("host:port", port 0 picks
+  // one); empty turns metrics off entirely (no counting either).
+  std::string metrics_listen;
+  // Queues with their own `queue` label; the rest report as "_other".
+  int metrics_max_queues = 100;
 };
 
 class TaskdServer final {
@@ -76,11 +82,19 @@ class TaskdServer final {
   ScheduleTable& schedules() { return *schedule_table_; }
   const RecoveryStats& recovery() const { return recovery_; }
   absl::Duration recovery_time() const { return recovery_time_; }
+  // The bound metrics port; 0 when metrics are off. Valid after Start().
+  int metrics_port() const {
+    return metrics_endpoint_ ? metrics_endpoint_->port() : 0;
+  }
 
  private:
   absl::Status OpenAndRecover();
+  // Registers the served methods and starts the HTTP endpoint.
+  absl::Status StartMetrics();
 
   const ServerOptions options_;
+  // Metrics (nullptr when off); outlives the engine and journal it counts.
+  std::shared_ptr<metrics::TaskdMetrics> metrics_;
   std::unique_ptr<Storage> storage_;
   std::unique_ptr<Journal> journal_;
   std::unique_ptr<Engine> engine_;
@@ -105,6 +119,8 @@ class TaskdServer final {
   int port_ = 0;
   bool started_ = false;
   bool stopped_ = false;
+  // Last: destroyed first, so no scrape reads the engine after it is gone.
+  std::unique_ptr<metrics::MetricsEndpoint> metrics_endpoint_;
 };
 
 }  // namespace taskd

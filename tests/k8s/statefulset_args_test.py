@@ -31,8 +31,9 @@ import tempfile
 import time
 import urllib.request
 
-import grpc
 import yaml
+
+from grpc_health import SERVING, health_check
 
 RUNFILES = os.path.join(os.environ["TEST_SRCDIR"], os.environ["TEST_WORKSPACE"])
 TMP = os.environ.get("TEST_TMPDIR") or tempfile.mkdtemp()
@@ -46,33 +47,6 @@ START_BUDGET_S = 30.0
 
 class Failure(Exception):
     pass
-
-
-# ---- grpc.health.v1 without generated code ----------------------------------
-
-def _varint(n):
-    out = b""
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out += bytes([b | (0x80 if n else 0)])
-        if not n:
-            return out
-
-
-def health_check(port, service, timeout_s):
-    """Health/Check as kubelet's gRPC probe sends it; returns the status number
-    (1 = SERVING) or raises grpc.RpcError."""
-    request = b"" if not service else b"\x0a" + _varint(len(service)) + service.encode()
-    options = [("grpc.enable_http_proxy", 0)]
-    with grpc.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
-        check = channel.unary_unary("/grpc.health.v1.Health/Check",
-                                    request_serializer=lambda b: b,
-                                    response_deserializer=lambda b: b)
-        response = check(request, timeout=timeout_s)
-    # HealthCheckResponse{status = 1 (varint)}; absent field = 0 (UNKNOWN).
-    if len(response) >= 2 and response[0] == 0x08:
-        return response[1]
-    return 0
 
 
 # ---- helpers ------------------------------------------------------------------
@@ -168,7 +142,7 @@ def run_statefulset(name, sts, deployments, has_metrics_flag):
             def serving():
                 if proc.poll() is not None:
                     raise Failure(f"taskd exited with {proc.returncode}")
-                return health_check(port, probe.get("service", ""), timeout_s) == 1
+                return health_check(port, probe.get("service", ""), timeout_s) == SERVING
             poll(budget, f"{name}: {probe_name} (gRPC health on port {probe['port']})", serving)
             print(f"{name}: {probe_name} SERVING on container port {probe['port']}")
 

@@ -13,7 +13,7 @@ import select
 import subprocess
 import threading
 import time
-from typing import IO, List, Optional
+from typing import List, Optional
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHON = "/usr/bin/python3"
@@ -66,33 +66,42 @@ class TaskdServer:
         if _has_metrics_flag(binary):
             args.append("--metrics-listen=127.0.0.1:0")
         self.process = subprocess.Popen(args + self.extra_args, stderr=subprocess.PIPE,
-                                        stdout=subprocess.DEVNULL, text=True)
+                                        stdout=subprocess.DEVNULL, bufsize=0)
         assert self.process.stderr is not None
+        fd = self.process.stderr.fileno()
         deadline = time.monotonic() + timeout
-        while True:
+        pending = b""
+        while not self.port:
             left = deadline - time.monotonic()
             if left <= 0:
                 self.stop()
                 raise RuntimeError("taskd did not start: " + "".join(self.log))
-            ready, _, _ = select.select([self.process.stderr], [], [], left)
+            ready, _, _ = select.select([fd], [], [], left)
             if not ready:
                 continue
-            line = self.process.stderr.readline()
-            if not line:
-                raise RuntimeError("taskd exited: " + "".join(self.log))
-            self.log.append(line)
-            found = re.search(r"serving on .*\(port (\d+)\)", line)
-            if found:
-                self.port = int(found.group(1))
-                break
-        self._drainer = threading.Thread(target=self._drain, args=(self.process.stderr,),
-                                         daemon=True)
+            chunk = os.read(fd, 65536)  # unbuffered: select stays truthful
+            if not chunk:
+                raise RuntimeError("taskd exited: " + "".join(self.log) + pending.decode())
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for raw in lines:
+                line = raw.decode("utf-8", "replace") + "\n"
+                self.log.append(line)
+                found = re.search(r"serving on .*\(port (\d+)\)", line)
+                if found:
+                    self.port = int(found.group(1))
+        if pending:
+            self.log.append(pending.decode("utf-8", "replace"))
+        self._drainer = threading.Thread(target=self._drain, args=(fd,), daemon=True)
         self._drainer.start()
         return self
 
-    def _drain(self, stream: IO[str]) -> None:
-        for line in stream:
-            self.log.append(line)
+    def _drain(self, fd: int) -> None:
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return
+            self.log.append(chunk.decode("utf-8", "replace"))
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after 10 s; waits for the exit."""

@@ -165,6 +165,8 @@ class Worker:
         self._pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self._connected = threading.Event()
         self._stop_requested = threading.Event()
+        self._busy_lock = threading.Lock()
+        self._busy_threads = 0  # plain handlers running now (guarded by _busy_lock)
 
     # ------------------------------------------------------------ registration
 
@@ -190,6 +192,22 @@ class Worker:
     def types(self) -> List[str]:
         """The task types this worker serves."""
         return sorted(self._handlers)
+
+    @property
+    def busy_threads(self) -> int:
+        """Plain (thread-pool) handlers still running, e.g. after a stop
+        when a handler ignored ``ctx.cancelled``."""
+        with self._busy_lock:
+            return self._busy_threads
+
+    def _run_in_thread(self, fn: Handler, ctx: TaskContext) -> object:
+        with self._busy_lock:
+            self._busy_threads += 1
+        try:
+            return fn(ctx)
+        finally:
+            with self._busy_lock:
+                self._busy_threads -= 1
 
     @property
     def connected(self) -> threading.Event:
@@ -381,7 +399,8 @@ class Worker:
             if inspect.iscoroutinefunction(fn):
                 value = await fn(ctx)  # type: ignore[misc]
             else:
-                value = await self._loop.run_in_executor(self._pool, fn, ctx)
+                value = await self._loop.run_in_executor(
+                    self._pool, self._run_in_thread, fn, ctx)
                 if inspect.isawaitable(value):
                     value = await value
             msg = outcome_request(ctx, value)

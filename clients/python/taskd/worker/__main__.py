@@ -16,7 +16,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 from typing import List, Optional
 
 from taskd.worker import Worker
@@ -69,7 +68,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "worker %s serving %s on %s (concurrency %d)", worker.worker_id,
         ",".join(worker.types), worker.target, worker.concurrency)
     asyncio.run(serve(worker))
-    if any(t.name.startswith("taskd-handler") for t in threading.enumerate()):
+    if worker.busy_threads:
         # A handler ignored `cancelled`; its task was already failed as
         # retryable, so do not wait for the thread.
         logging.getLogger("taskd.worker").warning("exiting with a handler still running")

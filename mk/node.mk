@@ -6,7 +6,10 @@
 #   make bench-node   taskd vs BullMQ (Redis) on the same workload; a table
 
 NODE_DIR := clients/node
+NODE_EXAMPLES_DIR := examples/node
 
+# tests/cross_language runs Python (Debian's /usr/bin/python3) beside Node and C++.
+PACKAGES += python3-grpcio python3-protobuf
 TEST_PREP += node-deps
 
 .PHONY: node-deps node-proto bench-node
@@ -14,6 +17,7 @@ TEST_PREP += node-deps
 node-deps:
 	@command -v node >/dev/null || { echo "node-deps: Node.js 18+ (node, npm) is required" >&2; exit 1; }
 	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	cd $(NODE_EXAMPLES_DIR) && npm ci --no-audit --no-fund --loglevel=error
 
 node-proto:
 	cp api/taskd/v1/taskd.proto $(NODE_DIR)/proto/taskd/v1/taskd.proto

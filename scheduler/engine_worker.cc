@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "api/strings/text_limits.h"
 #include "api/strings/utf8.h"
 #include "scheduler/engine.h"
 #include "scheduler/engine_internal.h"
@@ -15,10 +16,6 @@ namespace {
 constexpr size_t kMaxWorkerIdBytes = 128;
 constexpr int kMaxWorkerQueues = 100;
 constexpr int kMaxWorkerTypes = 1000;
-constexpr size_t kMaxProgressMessageBytes = 1024;
-constexpr size_t kMaxErrorCodeBytes = 128;
-constexpr size_t kMaxErrorMessageBytes = 4096;
-constexpr size_t kMaxErrorDetailsBytes = 16384;
 
 }  // namespace
 
@@ -154,10 +151,6 @@ absl::Status Engine::Progress(WorkerSession& worker,
     return absl::InvalidArgumentError(absl::StrCat(
         "progress.percent: must be 0..100, got ", msg.percent()));
   }
-  if (msg.message().size() > kMaxProgressMessageBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "progress.message: longer than ", kMaxProgressMessageBytes, " bytes"));
-  }
   absl::Time now = clock_->Now();
   worker.Touch(now);
   Effects fx;
@@ -169,7 +162,9 @@ absl::Status Engine::Progress(WorkerSession& worker,
     if (r->orphaned) r->orphaned_since = now;   // the holder is alive
     v1::Progress* p = r->task.mutable_progress();
     p->set_percent(msg.percent());
-    p->set_message(msg.message());
+    // Shortened, not refused: a wordy progress message must not end the
+    // worker's stream and every lease on it.
+    p->set_message(TruncateUtf8(msg.message(), kMaxProgressMessageBytes));
     *p->mutable_update_time() = FromTime(now);
     Emit(*r, v1::EVENT_TYPE_PROGRESS, fx);
   }
@@ -211,12 +206,10 @@ absl::Status Engine::Complete(WorkerSession& worker, const v1::Complete& msg) {
 
 absl::Status Engine::Fail(WorkerSession& worker, const v1::Fail& msg) {
   worker.Touch(clock_->Now());
-  if (msg.error().code().size() > kMaxErrorCodeBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "fail.error.code: longer than ", kMaxErrorCodeBytes, " bytes"));
-  }
   v1::TaskError error;
-  error.set_code(msg.error().code().empty() ? "error" : msg.error().code());
+  error.set_code(msg.error().code().empty()
+                     ? "error"
+                     : TruncateUtf8(msg.error().code(), kMaxErrorCodeBytes));
   // Cut on a character boundary: a record holding a split character could
   // not be parsed again (by clients, or by recovery at the next start).
   error.set_message(TruncateUtf8(msg.error().message(), kMaxErrorMessageBytes));
@@ -261,6 +254,8 @@ bool Engine::StartTask(const std::string& id,
   v1::Assignment* a = message.mutable_assignment();
   *a->mutable_task() = r.task;
   a->set_lease_id(r.lease_id);
+  a->set_max_result_bytes(
+      static_cast<uint64_t>(options_.limits.max_payload_bytes));
   const uint64_t lease = r.lease_id;
   if (r.task.spec().has_timeout() &&
       ToDuration(r.task.spec().timeout()) > absl::ZeroDuration()) {

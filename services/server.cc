@@ -4,6 +4,7 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include <algorithm>
+#include <limits>
 #include <cstdio>
 #include <cstdlib>
 #include <utility>
@@ -146,9 +147,13 @@ absl::Status TaskdServer::Start() {
     builder.experimental().SetInterceptorCreators(
         metrics::MakeInterceptorCreators(metrics_->grpc()));
   }
-  builder.SetMaxReceiveMessageSize(
-      static_cast<int>(options_.engine.limits.max_payload_bytes) * 2 +
-      (1 << 20));
+  // Room for a payload (or a result) of the largest size plus the rest of
+  // the message; computed in 64 bits and capped, so that a limit of 1 GiB
+  // or more cannot overflow into a negative (unlimited) size.
+  const int64_t receive_limit = std::min<int64_t>(
+      options_.engine.limits.max_payload_bytes * 2 + (1 << 20),
+      std::numeric_limits<int>::max());
+  builder.SetMaxReceiveMessageSize(static_cast<int>(receive_limit));
   int threads = options_.threads > 0
                     ? options_.threads
                     : std::max(1u, std::thread::hardware_concurrency());

@@ -2,13 +2,17 @@
 
 #include <utility>
 
+#include "api/strings/text_limits.h"
+#include "api/strings/utf8.h"
+
 namespace taskd {
 
 TaskContext::TaskContext(v1::Task task, uint64_t lease_id, absl::Time deadline,
-                         ProgressSink progress_sink)
+                         ProgressSink progress_sink, uint64_t max_result_bytes)
     : task_(std::move(task)),
       lease_id_(lease_id),
       deadline_(deadline),
+      max_result_bytes_(max_result_bytes),
       progress_sink_(std::move(progress_sink)) {}
 
 absl::Status TaskContext::ReportProgress(int percent,
@@ -21,7 +25,9 @@ absl::Status TaskContext::ReportProgress(int percent,
   update.set_task_id(task_.id());
   update.set_lease_id(lease_id_);
   update.set_percent(percent);
-  update.set_message(std::string(message));
+  // Text the server can parse and keeps whole: anything else could end the
+  // worker's stream.
+  update.set_message(ToValidUtf8(message, kMaxProgressMessageBytes));
   return progress_sink_(update);
 }
 

@@ -46,8 +46,10 @@ class TaskContext {
 
   // `deadline` is the attempt's execution deadline (InfiniteFuture = none).
   // `progress_sink` may be empty, in which case progress is dropped.
+  // `max_result_bytes` is the server's limit for this task's result (0 =
+  // not advertised).
   TaskContext(v1::Task task, uint64_t lease_id, absl::Time deadline,
-              ProgressSink progress_sink);
+              ProgressSink progress_sink, uint64_t max_result_bytes = 0);
   TaskContext(const TaskContext&) = delete;
   TaskContext& operator=(const TaskContext&) = delete;
 
@@ -58,6 +60,7 @@ class TaskContext {
   int attempt() const { return task_.attempt(); }
   uint64_t lease_id() const { return lease_id_; }
   absl::Time deadline() const { return deadline_; }
+  uint64_t max_result_bytes() const { return max_result_bytes_; }
 
   // Sends progress (0..100) for this lease; it also counts as a heartbeat.
   // INVALID_ARGUMENT for a percent out of range; an error when the work
@@ -109,6 +112,7 @@ class TaskContext {
   const v1::Task task_;
   const uint64_t lease_id_;
   const absl::Time deadline_;
+  const uint64_t max_result_bytes_;
   const ProgressSink progress_sink_;
 
   mutable absl::Mutex mu_;

@@ -5,6 +5,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/cord.h"
 #include "absl/types/optional.h"
+#include "api/strings/utf8.h"
 
 namespace taskd {
 
@@ -14,11 +15,13 @@ std::string LowercaseCodeName(absl::StatusCode code) {
 
 absl::Status TaskFailure(absl::string_view code, absl::string_view message,
                          bool retryable, absl::string_view details) {
+  // Stored as a TaskError, whose strings must be UTF-8 to parse back (and
+  // to reach the server at all): raw bytes become U+FFFD here.
   v1::TaskError error;
-  error.set_code(code.empty() ? "unknown" : std::string(code));
+  error.set_code(code.empty() ? "unknown" : ToValidUtf8(code));
   error.set_retryable(retryable);
-  error.set_details(std::string(details));
-  absl::Status status(absl::StatusCode::kUnknown, message);
+  error.set_details(ToValidUtf8(details));
+  absl::Status status(absl::StatusCode::kUnknown, ToValidUtf8(message));
   status.SetPayload(kTaskFailurePayloadUrl,
                     absl::Cord(error.SerializeAsString()));
   return status;

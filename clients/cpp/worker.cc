@@ -18,6 +18,8 @@
 #include "absl/synchronization/mutex.h"
 #include "api/taskd/v1/taskd.grpc.pb.h"
 #include "clients/cpp/grpc_status.h"
+#include "api/strings/text_limits.h"
+#include "api/strings/utf8.h"
 #include "clients/cpp/task_failure.h"
 
 namespace taskd {
@@ -334,7 +336,8 @@ void Worker::Impl::HandleResponse(const v1::WorkResponse& response) {
           v1::WorkRequest request;
           *request.mutable_progress() = update;
           return Send(request);
-        });
+        },
+        assignment.max_result_bytes());
     {
       absl::MutexLock lock(&mu_);
       if (!pool_exit_) {
@@ -461,14 +464,24 @@ v1::WorkRequest Worker::Impl::Outcome(
       if (!result.ok()) error = TaskErrorFromStatus(result.status());
       break;
   }
-  if (error.code().empty() && result.ok() &&
-      result->size() > options_.max_result_bytes) {
+  // The server's advertised limit, else this worker's own.
+  size_t max_result = options_.max_result_bytes;
+  if (context.max_result_bytes() > 0 &&
+      context.max_result_bytes() < max_result) {
+    max_result = static_cast<size_t>(context.max_result_bytes());
+  }
+  if (error.code().empty() && result.ok() && result->size() > max_result) {
     error.set_code("result_too_large");
     error.set_message(absl::StrCat("result of ", result->size(),
-                                   " bytes exceeds the limit of ",
-                                   options_.max_result_bytes));
+                                   " bytes exceeds the limit of ", max_result,
+                                   " bytes"));
     error.set_retryable(false);
   }
+  // Only text the server can parse: one invalid byte in a proto3 string
+  // would end the whole Work stream and every lease on it.
+  error.set_code(ToValidUtf8(error.code(), kMaxErrorCodeBytes));
+  error.set_message(ToValidUtf8(error.message(), kMaxErrorMessageBytes));
+  error.set_details(ToValidUtf8(error.details(), kMaxErrorDetailsBytes));
   if (error.code().empty()) {
     v1::Complete* complete = request.mutable_complete();
     complete->set_task_id(context.id());

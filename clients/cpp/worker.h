@@ -65,7 +65,9 @@ class Worker {
     // How long Stop() waits for the server to close the stream after the
     // worker's last message, before cancelling the RPC.
     absl::Duration shutdown_timeout = absl::Seconds(10);
-    // Largest result sent; the server's gRPC message limit is 4 MiB.
+    // Largest result sent. The server advertises its own limit with each
+    // assignment; the smaller of the two applies, and a bigger result fails
+    // its task with code "result_too_large" (not retryable).
     size_t max_result_bytes = (4 << 20) - (64 << 10);
   };
 

@@ -21,3 +21,11 @@ node-deps:
 
 node-proto:
 	cp api/taskd/v1/taskd.proto $(NODE_DIR)/proto/taskd/v1/taskd.proto
+
+# taskd's Node client and worker next to BullMQ on Debian's redis-server,
+# same workload, same run (a table; not part of `make test`).
+bench-node: build node-deps
+	@command -v redis-server >/dev/null || { \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q redis-server; }
+	node $(NODE_DIR)/bench/bench_vs_bullmq.js --taskd-bin ./bazel-bin/services/taskd

@@ -20,6 +20,14 @@
 // means group commit works. (An estimate: the server's log may sync faster
 // or slower than the probe's file.)
 //
+// Metrics on/off: the cost of /metrics (counters, histograms, the gRPC
+// interceptor) is measured last. --metrics_rounds pairs of runs in
+// --metrics_mode at --metrics_concurrency, each pair one server with
+// --metrics_listen=127.0.0.1:0 and one with metrics off (--metrics_listen=),
+// in alternating order so drift of the machine hits both alike; the medians
+// and their difference are printed (the budget is 3 %). The table above
+// runs with metrics on, as taskd does by default.
+//
 // Flags may be spelled with dashes as well (--max-submits), as for taskd.
 #include <fcntl.h>
 #include <stdlib.h>
@@ -32,6 +40,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -72,6 +81,12 @@ ABSL_FLAG(std::string, concurrency, "1,16,256",
 ABSL_FLAG(int, server_threads, 0,
           "taskd --threads (0: leave the server's default)");
 ABSL_FLAG(int, payload_bytes, 64, "payload size of each task");
+ABSL_FLAG(int, metrics_rounds, 3,
+          "pairs of metrics-on/metrics-off runs (0: skip the comparison)");
+ABSL_FLAG(std::string, metrics_mode, "memory",
+          "durability mode of the metrics on/off comparison");
+ABSL_FLAG(int, metrics_concurrency, 64,
+          "client concurrency of the metrics on/off comparison");
 ABSL_FLAG(absl::Duration, fsync_duration, absl::Seconds(2),
           "total length of the raw fdatasync probes");
 ABSL_FLAG(std::string, taskd, "",
@@ -270,6 +285,73 @@ std::string DefaultDir() {
   return tmp != nullptr && *tmp != '\0' ? tmp : "/tmp";
 }
 
+// One run against a fresh server started with `extra_flags`; nullopt when
+// the server did not start or no submit succeeded.
+std::optional<RunResult> RunOnce(const std::string& taskd,
+                                 const std::string& data_dir,
+                                 const std::string& mode, int concurrency,
+                                 absl::Duration duration, int64_t max_submits,
+                                 const std::string& metrics_flag) {
+  TaskdProcess::Options options;
+  options.binary = taskd;
+  options.flags = {"--listen=127.0.0.1:0", metrics_flag,
+                   absl::StrCat("--durability=", mode),
+                   absl::StrCat("--data_dir=", data_dir)};
+  if (absl::GetFlag(FLAGS_server_threads) > 0) {
+    options.flags.push_back(
+        absl::StrCat("--threads=", absl::GetFlag(FLAGS_server_threads)));
+  }
+  options.start_limit = kStartLimit;
+  options.exit_limit = kExitLimit;
+  auto server = TaskdProcess::Start(std::move(options));
+  std::optional<RunResult> out;
+  if (server.ok()) {
+    RunResult r =
+        RunLoad((*server)->target(), concurrency, duration, max_submits);
+    (*server)->Stop().IgnoreError();
+    if (r.ok > 0) out = r;
+  }
+  std::error_code ignored;
+  std::filesystem::remove_all(data_dir, ignored);
+  return out;
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+// Prints the metrics on/off comparison (see the file comment).
+void CompareMetrics(const std::string& taskd, const std::string& work,
+                    absl::Duration duration, int64_t max_submits) {
+  const int rounds = absl::GetFlag(FLAGS_metrics_rounds);
+  if (rounds <= 0) return;
+  const std::string mode = absl::GetFlag(FLAGS_metrics_mode);
+  const int concurrency = std::max(1, absl::GetFlag(FLAGS_metrics_concurrency));
+  std::vector<double> on, off;
+  for (int i = 0; i < 2 * rounds; ++i) {
+    // on, off, off, on, on, off, ...: each order equally often.
+    const bool metrics = (i % 4 == 0 || i % 4 == 3);
+    auto r = RunOnce(taskd, absl::StrCat(work, "/metrics-", i), mode,
+                     concurrency, duration, max_submits,
+                     metrics ? "--metrics_listen=127.0.0.1:0"
+                             : "--metrics_listen=");
+    if (!r.has_value()) {
+      std::printf("metrics on/off: a run failed; no comparison\n");
+      return;
+    }
+    (metrics ? on : off).push_back(r->tasks_per_second);
+  }
+  const double m_on = Median(on), m_off = Median(off);
+  std::printf(
+      "metrics on/off (%s, conc %d, median of %d runs each): on %.0f "
+      "tasks/s, off %.0f tasks/s, difference %+.1f %% (budget 3 %%)\n",
+      mode.c_str(), concurrency, rounds, m_on, m_off,
+      (m_on - m_off) / m_off * 100.0);
+  std::fflush(stdout);
+}
+
 int Main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "submit_bench: SubmitTask throughput per durability mode and "
@@ -332,6 +414,7 @@ int Main(int argc, char** argv) {
       TaskdProcess::Options options;
       options.binary = *taskd;
       options.flags = {"--listen=127.0.0.1:0",
+                       "--metrics_listen=127.0.0.1:0",
                        absl::StrCat("--durability=", mode),
                        absl::StrCat("--data_dir=", data_dir)};
       if (absl::GetFlag(FLAGS_server_threads) > 0) {
@@ -369,6 +452,8 @@ int Main(int argc, char** argv) {
       }
     }
   }
+
+  CompareMetrics(*taskd, work, duration, max_submits);
 
   if (probed.ok()) probed = ProbeDisk(work, &raw);
   std::error_code ignored;

@@ -24,8 +24,9 @@ flags:
   --concurrency N      tasks run at once (default 1)
   --grace D            SIGTERM to SIGKILL delay (default 5s)
   --heartbeat D        heartbeat interval (default 5s)
-  --worker-id ID       (default hostname-pid)
-  --help
+  --worker-id ID       name the server knows this worker by (default hostname-pid)
+  --help               print this text
+
 SIGTERM or SIGINT stops gracefully (running commands are cancelled and their
 tasks handed back for retry); a second signal exits at once.
 )";

@@ -20,6 +20,10 @@ namespace {
 
 constexpr size_t kShards = 32;
 
+// A ListTasks page stops before this size: a client's default receive limit
+// (4 MiB) less room for framing.
+constexpr size_t kMaxListResponseBytes = (4 << 20) - (16 << 10);
+
 v1::EventType FinishEvent(v1::TaskState state) {
   switch (state) {
     case v1::TASK_STATE_SUCCEEDED:
@@ -55,7 +59,7 @@ Engine::Engine(EngineOptions options, Clock* clock)
     : options_(std::move(options)),
       clock_(clock),
       ids_(options_.id_seed),
-      events_(options_.event_log_capacity),
+      events_(options_.event_log_capacity, 1, options_.event_log_bytes),
       dispatcher_(
           [this](const std::string& id,
                  const std::shared_ptr<WorkerSession>& worker) {
@@ -69,6 +73,13 @@ Engine::Engine(EngineOptions options, Clock* clock)
               events_.Wake();
             });
           }) {
+  if (options_.journal != nullptr) {
+    // Stream shows an event only once its change is durable.
+    options_.journal->SetDurableListener([this](uint64_t durable) {
+      events_.MarkDurable(durable);
+      events_.Wake();
+    });
+  }
   shards_.reserve(kShards);
   for (size_t i = 0; i < kShards; ++i) shards_.push_back(std::make_unique<Shard>());
 }
@@ -279,6 +290,28 @@ absl::StatusOr<v1::Task> Engine::Get(const std::string& id) const {
   return it->second->task;
 }
 
+void Engine::GetAsync(const std::string& id, TaskCallback done) const {
+  if (auto s = ValidateTaskId(id, "id"); !s.ok()) return done(s);
+  v1::Task task;
+  uint64_t ticket = 0;
+  {
+    Shard& shard = ShardFor(id);
+    absl::MutexLock lock(&shard.mu);
+    auto it = shard.tasks.find(id);
+    if (it == shard.tasks.end()) {
+      return done(absl::NotFoundError(absl::StrCat("task ", id, " not found")));
+    }
+    task = it->second->task;
+    ticket = it->second->ticket;
+  }
+  if (options_.journal == nullptr || ticket == 0) return done(std::move(task));
+  options_.journal->WhenDurable(
+      ticket, [done = std::move(done), task = std::move(task)](absl::Status s) {
+        if (!s.ok()) return done(NotStored(s));
+        done(task);
+      });
+}
+
 absl::StatusOr<v1::ListTasksResponse> Engine::List(
     const v1::ListTasksRequest& request) const {
   if (!request.queue().empty()) {
@@ -303,9 +336,11 @@ absl::StatusOr<v1::ListTasksResponse> Engine::List(
   const size_t page =
       request.page_size() == 0 ? 100 : std::min(request.page_size(), 1000);
 
-  // Each shard is ordered by id; take up to `page + 1` matches from each and
-  // merge, so the page is globally ordered by id (creation time).
-  std::vector<v1::Task> candidates;
+  // Each shard is ordered by id: take the ids of up to `page + 1` matches
+  // from each (ids only: nothing is copied that will not be returned), merge
+  // them, then copy the page's tasks, stopping before the answer passes a
+  // client's default receive limit.
+  std::vector<std::string> ids;
   for (const auto& shard : shards_) {
     absl::MutexLock lock(&shard->mu);
     size_t taken = 0;
@@ -315,17 +350,30 @@ absl::StatusOr<v1::ListTasksResponse> Engine::List(
       if (!request.queue().empty() && t.spec().queue() != request.queue())
         continue;
       if (!states.empty() && !states.contains(t.state())) continue;
-      candidates.push_back(t);
+      ids.push_back(it->first);
       ++taken;
     }
   }
-  std::sort(candidates.begin(), candidates.end(),
-            [](const v1::Task& a, const v1::Task& b) { return a.id() < b.id(); });
+  std::sort(ids.begin(), ids.end());
   v1::ListTasksResponse out;
-  for (size_t i = 0; i < candidates.size() && i < page; ++i) {
-    *out.add_tasks() = std::move(candidates[i]);
+  size_t bytes = 0;
+  bool cut = ids.size() > page;
+  for (size_t i = 0; i < ids.size() && i < page; ++i) {
+    auto task = Get(ids[i]);
+    if (!task.ok()) continue;  // retired by retention meanwhile
+    if (!request.include_payloads()) {
+      task->mutable_spec()->clear_payload();
+      task->clear_result();
+    }
+    const size_t size = task->ByteSizeLong() + 8;
+    if (out.tasks_size() > 0 && bytes + size > kMaxListResponseBytes) {
+      cut = true;
+      break;
+    }
+    bytes += size;
+    *out.add_tasks() = *std::move(task);
   }
-  if (candidates.size() > page) {
+  if (cut && out.tasks_size() > 0) {
     out.set_next_page_token(out.tasks(out.tasks_size() - 1).id());
   }
   return out;
@@ -376,6 +424,9 @@ void Engine::CancelAsync(const std::string& id, const std::string& reason,
         break;  // terminal: unchanged, idempotent
     }
     out = r.task;
+    // Whatever the answer shows must be durable first (a terminal state
+    // written moments ago by another call included).
+    fx.ticket = std::max(fx.ticket, r.ticket);
   }
   Apply(fx, [done = std::move(done), out = std::move(out)](absl::Status s) {
     if (!s.ok()) return done(NotStored(s));
@@ -386,17 +437,25 @@ void Engine::CancelAsync(const std::string& id, const std::string& reason,
 // ---------------------------------------------------------------- await
 
 absl::StatusOr<AwaitHandle> Engine::Await(const std::vector<std::string>& ids,
-                                          bool any, absl::Time deadline,
+                                          const AwaitOptions& options,
                                           AwaitCallback done) {
+  const bool any = options.any;
+  const absl::Time deadline = options.deadline;
   if (shutting_down_) return absl::UnavailableError("server is shutting down");
   if (ids.empty()) return absl::InvalidArgumentError("ids: at least one id");
   if (static_cast<int>(ids.size()) > options_.max_await_ids) {
     return absl::InvalidArgumentError(absl::StrCat(
         "ids: at most ", options_.max_await_ids, " ids, got ", ids.size()));
   }
+  absl::flat_hash_map<absl::string_view, size_t> seen;
   for (size_t i = 0; i < ids.size(); ++i) {
     if (auto s = ValidateTaskId(ids[i], absl::StrCat("ids[", i, "]")); !s.ok())
       return s;
+    if (auto [it, inserted] = seen.emplace(ids[i], i); !inserted) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("ids[", i, "]: repeats ids[", it->second, "] (", ids[i],
+                       "); await each task once"));
+    }
     Shard& shard = ShardFor(ids[i]);
     absl::MutexLock lock(&shard.mu);
     if (!shard.tasks.contains(ids[i])) {
@@ -406,6 +465,8 @@ absl::StatusOr<AwaitHandle> Engine::Await(const std::vector<std::string>& ids,
   }
   auto waiter = std::make_shared<internal::Waiter>();
   waiter->ids = ids;
+  waiter->include_payloads = options.include_payloads;
+  waiter->max_response_bytes = options.max_response_bytes;
   waiter->remaining.store(any ? 1 : static_cast<int64_t>(ids.size()));
   waiter->done = std::move(done);
   {
@@ -418,6 +479,7 @@ absl::StatusOr<AwaitHandle> Engine::Await(const std::vector<std::string>& ids,
   // so a completion either sees this waiter or is seen by this check.
   for (const std::string& id : ids) {
     bool finished = true;
+    uint64_t ticket = 0;
     {
       Shard& shard = ShardFor(id);
       absl::MutexLock lock(&shard.mu);
@@ -425,9 +487,21 @@ absl::StatusOr<AwaitHandle> Engine::Await(const std::vector<std::string>& ids,
       if (it != shard.tasks.end() && !IsTerminal(it->second->task.state())) {
         it->second->waiters.push_back(waiter);
         finished = false;
+      } else if (it != shard.tasks.end()) {
+        ticket = it->second->ticket;
       }
     }
-    if (finished && waiter->remaining.fetch_sub(1) == 1) {
+    if (!finished) continue;
+    if (options_.journal != nullptr && ticket != 0) {
+      // Terminal already, but perhaps not durable yet: count it once it is.
+      options_.journal->WhenDurable(ticket, [this, waiter](absl::Status s) {
+        if (!s.ok()) {
+          FireWaiter(waiter, NotStored(s), false);
+        } else if (waiter->remaining.fetch_sub(1) == 1) {
+          FireWaiter(waiter, absl::OkStatus(), true);
+        }
+      });
+    } else if (waiter->remaining.fetch_sub(1) == 1) {
       FireWaiter(waiter, absl::OkStatus(), true);
     }
   }
@@ -435,9 +509,14 @@ absl::StatusOr<AwaitHandle> Engine::Await(const std::vector<std::string>& ids,
     Unregister(waiter);  // entries added after it fired
   } else if (deadline != absl::InfiniteFuture()) {
     std::weak_ptr<internal::Waiter> weak = waiter;
-    timers_.Schedule(deadline, [this, weak] {
-      if (auto w = weak.lock()) FireWaiter(w, absl::OkStatus(), false);
-    });
+    absl::MutexLock lock(&waiters_mu_);
+    // Armed under waiters_mu_ and only while registered: an Await answered
+    // meanwhile is gone from waiters_, and its timer would never be freed.
+    if (waiters_.contains(waiter)) {
+      waiter->timer = timers_.Schedule(deadline, [this, weak] {
+        if (auto w = weak.lock()) FireWaiter(w, absl::OkStatus(), false);
+      });
+    }
   }
   return waiter;
 }
@@ -447,6 +526,7 @@ bool Engine::CancelAwait(const AwaitHandle& handle) {
   {
     absl::MutexLock lock(&waiters_mu_);
     waiters_.erase(handle);
+    if (handle->timer) timers_.Cancel(*handle->timer);
   }
   Unregister(handle);
   handle->done = nullptr;
@@ -459,6 +539,7 @@ void Engine::FireWaiter(const std::shared_ptr<internal::Waiter>& waiter,
   {
     absl::MutexLock lock(&waiters_mu_);
     waiters_.erase(waiter);
+    if (waiter->timer) timers_.Cancel(*waiter->timer);
   }
   AwaitCallback callback = std::move(waiter->done);
   if (!status.ok()) {
@@ -466,15 +547,37 @@ void Engine::FireWaiter(const std::shared_ptr<internal::Waiter>& waiter,
   } else {
     v1::AwaitResponse response;
     response.set_done(done);
-    for (const std::string& id : waiter->ids) {
+    size_t bytes = 0;
+    absl::Status too_big;
+    for (size_t i = 0; i < waiter->ids.size(); ++i) {
+      const std::string& id = waiter->ids[i];
+      v1::Task* out = response.add_tasks();
       auto task = Get(id);
-      if (task.ok()) {
-        *response.add_tasks() = *std::move(task);
-      } else {
-        response.add_tasks()->set_id(id);  // removed by retention meanwhile
+      if (!task.ok()) {
+        out->set_id(id);  // removed by retention meanwhile
+        continue;
+      }
+      *out = *std::move(task);
+      if (!waiter->include_payloads) out->mutable_spec()->clear_payload();
+      bytes += out->ByteSizeLong() + 8;
+      if (waiter->max_response_bytes > 0 && bytes > waiter->max_response_bytes) {
+        // Stop building at once: the answer would not fit a client anyway.
+        const size_t fit = std::max<size_t>(1, i);
+        too_big = absl::ResourceExhaustedError(absl::StrCat(
+            "the answer for ", waiter->ids.size(),
+            " tasks passes ", waiter->max_response_bytes,
+            " bytes (a client's default receive limit) at ids[", i,
+            "]; await at most ", fit, " ids at once",
+            waiter->include_payloads ? ", or without include_payloads" : "",
+            " (results are always returned; read large ones with GetTask)"));
+        break;
       }
     }
-    callback(std::move(response));
+    if (!too_big.ok()) {
+      callback(too_big);
+    } else {
+      callback(std::move(response));
+    }
   }
   Unregister(waiter);
 }
@@ -509,17 +612,23 @@ void Engine::Transition(Record& r, v1::TaskState to, Effects& fx) {
 }
 
 void Engine::Emit(Record& r, v1::EventType type, Effects& fx) {
-  events_.Append(type, r.task, clock_->Now());
-  // Every state change emits an event: that is where it is journaled.
-  // Progress alone is not (it is saved with the next state change).
-  if (type != v1::EVENT_TYPE_PROGRESS) Persist(r, fx);
+  // Every state change emits an event: that is where it is journaled, and
+  // the event is readable once that write is durable. Progress alone is not
+  // journaled (it is saved with the next state change).
+  uint64_t ticket = 0;
+  if (type != v1::EVENT_TYPE_PROGRESS) {
+    Persist(r, fx);
+    ticket = r.ticket;
+  }
+  events_.Append(type, r.task, clock_->Now(), ticket);
 }
 
-void Engine::Persist(const Record& r, Effects& fx) {
+void Engine::Persist(Record& r, Effects& fx) {
   if (options_.journal == nullptr) return;
   std::vector<Mutation> write;
   write.push_back(Mutation::PutTask(r.task));
   fx.ticket = options_.journal->Write(std::move(write));
+  r.ticket = fx.ticket;
 }
 
 void Engine::MakeReady(Record& r, Effects& fx) {

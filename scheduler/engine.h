@@ -64,6 +64,8 @@ struct EngineOptions {
   // Tasks held in memory at once (any state, retained ones included).
   size_t max_tasks = 2'000'000;
   size_t event_log_capacity = 1 << 16;
+  // Bytes the event log may hold; the oldest events go first.
+  size_t event_log_bytes = 64 << 20;
   int max_batch_size = 1000;
   int max_await_ids = 1000;
   int max_worker_concurrency = 10'000;
@@ -129,7 +131,13 @@ class Engine {
       const google::protobuf::RepeatedPtrField<v1::TaskSpec>& specs,
       BatchCallback done);
 
+  using TaskCallback = std::function<void(absl::StatusOr<v1::Task>)>;
+  // The task as it stands now, terminal states included before they are
+  // durable: for the engine's own use and tests. Clients get GetAsync.
   absl::StatusOr<v1::Task> Get(const std::string& id) const;
+  // The task, answered once its last change is durable, so a client never
+  // sees a terminal state a crash could take back. `done` must not block.
+  void GetAsync(const std::string& id, TaskCallback done) const;
   absl::StatusOr<v1::ListTasksResponse> List(
       const v1::ListTasksRequest& request) const;
 
@@ -138,18 +146,31 @@ class Engine {
   // lease ends. Terminal: returned unchanged.
   absl::StatusOr<v1::Task> Cancel(const std::string& id,
                                   const std::string& reason);
-  using TaskCallback = std::function<void(absl::StatusOr<v1::Task>)>;
   void CancelAsync(const std::string& id, const std::string& reason,
                    TaskCallback done);
 
-  // Calls `done` once, when all (or, with `any`, one) of `ids` are terminal,
-  // or at `deadline` with done = false, or with UNAVAILABLE at Shutdown. It
-  // may run before Await returns, on the calling thread. NOT_FOUND when an
-  // id is unknown (then `done` is never called).
+  // Calls `done` once, when all (or, with `any`, one) of `ids` are terminal
+  // and durable, or at `deadline` with done = false, or with UNAVAILABLE at
+  // Shutdown. It may run before Await returns, on the calling thread.
+  // NOT_FOUND when an id is unknown, INVALID_ARGUMENT when one repeats (then
+  // `done` is never called). Tasks carry their results, and their payloads
+  // only with `include_payloads`; an answer that would pass
+  // `max_response_bytes` (0: no limit) is RESOURCE_EXHAUSTED instead.
   using AwaitCallback = std::function<void(absl::StatusOr<v1::AwaitResponse>)>;
+  struct AwaitOptions {
+    bool any = false;
+    absl::Time deadline = absl::InfiniteFuture();
+    bool include_payloads = true;
+    size_t max_response_bytes = 0;
+  };
+  absl::StatusOr<AwaitHandle> Await(const std::vector<std::string>& ids,
+                                    const AwaitOptions& options,
+                                    AwaitCallback done);
   absl::StatusOr<AwaitHandle> Await(const std::vector<std::string>& ids,
                                     bool any, absl::Time deadline,
-                                    AwaitCallback done);
+                                    AwaitCallback done) {
+    return Await(ids, AwaitOptions{any, deadline}, std::move(done));
+  }
   // Withdraws an Await. True if its callback had not started and never will.
   bool CancelAwait(const AwaitHandle& handle);
 
@@ -219,6 +240,8 @@ class Engine {
   bool shutting_down() const { return shutting_down_.load(); }
 
   size_t task_count() const { return task_count_.load(); }
+  // Timers armed now (delays, leases, timeouts, Await timeouts, retention).
+  size_t timer_count() const { return timers_.size(); }
   // Summed concurrency of the connected workers: held (busy) and free.
   WorkerSlots worker_slots() const { return dispatcher_.Slots(); }
   // Awaits registered and not yet answered.
@@ -262,7 +285,7 @@ class Engine {
   // releases and `done` wait until fx's journal writes are durable.
   void Apply(Effects& fx, Journal::Callback done = nullptr);
   // Journals the record's current state (shard lock held).
-  void Persist(const Record& r, Effects& fx);
+  void Persist(Record& r, Effects& fx);
   void ReleaseWaiters(
       const std::vector<std::shared_ptr<internal::Waiter>>& waiters);
 

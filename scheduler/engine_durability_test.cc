@@ -45,6 +45,11 @@ class GatedStorage final : public Storage {
     absl::MutexLock lock(&mu_);
     open_ = true;
   }
+  // Later appends wait again (one already past the gate is not stopped).
+  void Shut() {
+    absl::MutexLock lock(&mu_);
+    open_ = false;
+  }
 
  private:
   std::unique_ptr<Storage> inner_;
@@ -81,6 +86,79 @@ TEST(EngineDurabilityTest, SubmitIsAcknowledgedOnlyOnceDurable) {
   EXPECT_FALSE(acked.WaitForNotificationWithTimeout(absl::Milliseconds(50)));
   storage.Open();
   EXPECT_TRUE(acked.WaitForNotificationWithTimeout(absl::Seconds(10)));
+}
+
+// Issue 10, defect 9: nothing a client can see shows a terminal state
+// before it is durable (else a crash re-runs a task whose result a client
+// already saw). Await on an already-terminal task, Get, Cancel and the event
+// log behind Stream all wait for the journal.
+TEST(EngineDurabilityTest, TerminalStatesAreShownOnlyOnceDurable) {
+  GatedStorage storage;
+  storage.Open();
+  FakeClock clock;
+  ServerRun run(&storage, &clock);
+  Engine& engine = *run.engine;
+  RecordingSink sink;
+  auto worker = ConnectWorker(engine, &sink);
+  ASSERT_NE(worker, nullptr);
+  auto submitted = engine.Submit(MakeSpec());
+  ASSERT_TRUE(submitted.ok());
+  const std::string id = submitted->task.id();
+  auto a = sink.AssignmentFor(id);
+  ASSERT_TRUE(a.has_value());
+  // The STARTED write may still be in flight: wait until it is durable.
+  absl::Notification started;
+  engine.GetAsync(id, [&](absl::StatusOr<v1::Task>) { started.Notify(); });
+  ASSERT_TRUE(started.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  const uint64_t readable_before = [&] {
+    std::vector<v1::TaskEvent> events;
+    EXPECT_TRUE(engine.events().Read(1, 1000, &events).ok());
+    return events.size();
+  }();
+
+  storage.Shut();
+  ASSERT_TRUE(engine.Complete(*worker, CompleteMsg(*a, "done")).ok());
+  ASSERT_EQ(engine.Get(id)->state(), v1::TASK_STATE_SUCCEEDED);  // in memory
+
+  absl::Notification awaited, got, cancelled;
+  ASSERT_TRUE(engine
+                  .Await({id}, false, absl::InfiniteFuture(),
+                         [&](absl::StatusOr<v1::AwaitResponse> r) {
+                           EXPECT_TRUE(r.ok());
+                           EXPECT_EQ(r->tasks(0).state(),
+                                     v1::TASK_STATE_SUCCEEDED);
+                           awaited.Notify();
+                         })
+                  .ok());
+  engine.GetAsync(id, [&](absl::StatusOr<v1::Task> t) {
+    EXPECT_TRUE(t.ok());
+    EXPECT_EQ(t->state(), v1::TASK_STATE_SUCCEEDED);
+    got.Notify();
+  });
+  engine.CancelAsync(id, "", [&](absl::StatusOr<v1::Task> t) {
+    EXPECT_TRUE(t.ok());
+    EXPECT_EQ(t->state(), v1::TASK_STATE_SUCCEEDED);
+    cancelled.Notify();
+  });
+  // The gate is shut, so none of them can have answered yet.
+  EXPECT_FALSE(awaited.HasBeenNotified());
+  EXPECT_FALSE(got.HasBeenNotified());
+  EXPECT_FALSE(cancelled.HasBeenNotified());
+  std::vector<v1::TaskEvent> events;
+  ASSERT_TRUE(engine.events().Read(1, 1000, &events).ok());
+  EXPECT_EQ(events.size(), readable_before);  // SUCCEEDED not readable yet
+  for (const auto& e : events) {
+    EXPECT_NE(e.type(), v1::EVENT_TYPE_SUCCEEDED);
+  }
+
+  storage.Open();
+  ASSERT_TRUE(got.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  ASSERT_TRUE(cancelled.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  ASSERT_TRUE(awaited.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  events.clear();
+  ASSERT_TRUE(engine.events().Read(1, 1000, &events).ok());
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().type(), v1::EVENT_TYPE_SUCCEEDED);
 }
 
 TEST(EngineDurabilityTest, RecoveryRestoresStatesKeysLeasesAndSequences) {

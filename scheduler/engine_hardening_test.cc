@@ -3,6 +3,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "api/strings/utf8.h"
 #include "gtest/gtest.h"
@@ -100,6 +101,131 @@ TEST_F(EngineHardeningTest, CancellingTheHeadOfALongChainUsesAWorklist) {
   }());
   ASSERT_TRUE(list.ok());
   EXPECT_EQ(list->tasks_size(), 0);  // nothing of the chain is left waiting
+}
+
+}  // namespace
+}  // namespace taskd
+
+namespace taskd {
+namespace {
+
+class EngineLimitsTest : public EngineHardeningTest {};
+
+TEST_F(EngineLimitsTest, AwaitRejectsARepeatedId) {
+  v1::Task t = Submit(MakeSpec());
+  testing::AwaitRecorder rec;
+  auto h = engine_.Await({t.id(), t.id()}, false, absl::InfiniteFuture(),
+                         rec.Callback());
+  ASSERT_EQ(h.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(h.status().message(), "ids[1]"))
+      << h.status();
+  EXPECT_EQ(rec.calls(), 0);
+  EXPECT_EQ(engine_.pending_awaits(), 0u);
+}
+
+// Results always come back, payloads only when asked, and an answer that
+// would not fit a client is refused before it is built in full.
+TEST_F(EngineLimitsTest, AwaitAnswersWithinItsByteBudget) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    v1::TaskSpec spec = MakeSpec();
+    spec.set_payload(std::string(300 << 10, 'p'));
+    v1::Task t = Submit(spec);
+    ASSERT_TRUE(engine_.Cancel(t.id(), "").ok());
+    ids.push_back(t.id());
+  }
+  Engine::AwaitOptions options;
+  options.include_payloads = false;
+  options.max_response_bytes = 1 << 20;
+  testing::AwaitRecorder lean;
+  ASSERT_TRUE(engine_.Await(ids, options, lean.Callback()).ok());
+  ASSERT_EQ(lean.calls(), 1);
+  ASSERT_TRUE(lean.last().ok()) << lean.last().status();
+  EXPECT_EQ(lean.last()->tasks_size(), 5);
+  EXPECT_TRUE(lean.last()->tasks(0).spec().payload().empty());
+
+  options.include_payloads = true;
+  testing::AwaitRecorder heavy;
+  ASSERT_TRUE(engine_.Await(ids, options, heavy.Callback()).ok());
+  ASSERT_EQ(heavy.calls(), 1);
+  EXPECT_EQ(heavy.last().status().code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(absl::StrContains(heavy.last().status().message(),
+                                "await at most 3 ids"))
+      << heavy.last().status();
+}
+
+TEST_F(EngineLimitsTest, ListPagesStopBeforeAClientsReceiveLimit) {
+  for (int i = 0; i < 10; ++i) {
+    v1::TaskSpec spec = MakeSpec();
+    spec.set_payload(std::string(1 << 20, 'p'));
+    Submit(spec);
+  }
+  v1::ListTasksRequest request;
+  request.set_page_size(100);
+  auto lean = engine_.List(request);
+  ASSERT_TRUE(lean.ok());
+  EXPECT_EQ(lean->tasks_size(), 10);
+  EXPECT_TRUE(lean->tasks(0).spec().payload().empty());
+  EXPECT_TRUE(lean->next_page_token().empty());
+
+  request.set_include_payloads(true);
+  int seen = 0;
+  for (int page = 0; page < 10; ++page) {
+    auto full = engine_.List(request);
+    ASSERT_TRUE(full.ok());
+    EXPECT_LT(full->ByteSizeLong(), 4u << 20);
+    EXPECT_GT(full->tasks_size(), 0);
+    EXPECT_EQ(full->tasks(0).spec().payload().size(), 1u << 20);
+    seen += full->tasks_size();
+    if (full->next_page_token().empty()) break;
+    request.set_page_token(full->next_page_token());
+  }
+  EXPECT_EQ(seen, 10);  // every task, over several short pages
+}
+
+TEST_F(EngineLimitsTest, AWithdrawnAwaitFreesItsTimer) {
+  v1::Task t = Submit(MakeSpec());
+  const size_t timers = engine_.timer_count();
+  for (int i = 0; i < 100; ++i) {
+    auto h = engine_.Await({t.id()}, false,
+                           clock_.Now() + absl::Hours(24 * 365 * 900),
+                           [](absl::StatusOr<v1::AwaitResponse>) {});
+    ASSERT_TRUE(h.ok());
+    ASSERT_TRUE(engine_.CancelAwait(*h));
+  }
+  EXPECT_EQ(engine_.timer_count(), timers);  // none left for 900 years
+  EXPECT_EQ(engine_.pending_awaits(), 0u);
+}
+
+TEST(EventLogBudgetTest, ProgressSpamStaysWithinTheByteBudget) {
+  FakeClock clock;
+  EngineOptions options = TestOptions();
+  options.event_log_bytes = 256 << 10;
+  Engine engine(options, &clock);
+  RecordingSink sink;
+  auto worker = testing::ConnectWorker(engine, &sink);
+  auto t = engine.Submit(MakeSpec());
+  ASSERT_TRUE(t.ok());
+  auto a = sink.AssignmentFor(t->task.id());
+  ASSERT_TRUE(a.has_value());
+  v1::ProgressUpdate p;
+  p.set_task_id(t->task.id());
+  p.set_lease_id(a->lease_id());
+  p.set_message(std::string(1000, 'm'));
+  for (int i = 0; i < 5000; ++i) {
+    p.set_percent(i % 100);
+    ASSERT_TRUE(engine.Progress(*worker, p).ok());
+    ASSERT_LE(engine.events().bytes(), size_t{256 << 10});
+  }
+  // The oldest events went; the newest are readable.
+  EXPECT_GT(engine.events().first_retained(), 1u);
+  std::vector<v1::TaskEvent> events;
+  ASSERT_TRUE(engine.events()
+                  .Read(engine.events().first_retained(), 1 << 20, &events)
+                  .ok());
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().sequence() + 1, engine.events().next_sequence());
 }
 
 }  // namespace

@@ -31,9 +31,15 @@ namespace internal {
 // needed (ids.size() for ALL, 1 for ANY); `fired` makes the callback run once.
 struct Waiter {
   std::vector<std::string> ids;
+  bool include_payloads = true;
+  size_t max_response_bytes = 0;  // 0: no limit
   std::atomic<int64_t> remaining{0};
   std::atomic<bool> fired{false};
   Engine::AwaitCallback done;
+  // The timeout's timer, cancelled once the Await is answered or withdrawn
+  // (an Await timeout may be years away). Guarded by the engine's
+  // waiters_mu_.
+  std::optional<TimerQueue::TimerId> timer;
 };
 
 }  // namespace internal
@@ -44,6 +50,7 @@ struct Engine::Record {
   uint64_t lease_id = 0;                 // current lease while RUNNING
   std::shared_ptr<WorkerSession> worker;  // holder of the lease
   uint64_t ready_seq = 0;                // position in the ready queue
+  uint64_t ticket = 0;                   // journal ticket of the last write
   absl::Time ready_since;                // when it last became PENDING
   std::string idempotency_slot;          // key in idempotency_, or empty
   std::vector<std::shared_ptr<internal::Waiter>> waiters;

@@ -1,19 +1,28 @@
 #include "scheduler/event_log.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "scheduler/validation.h"
 
 namespace taskd {
+namespace {
 
-EventLog::EventLog(size_t capacity, uint64_t first_sequence)
+// What one retained event costs beyond its encoding (deque slot, message
+// objects, the sub-message allocations).
+constexpr size_t kEntryOverheadBytes = 256;
+
+}  // namespace
+
+EventLog::EventLog(size_t capacity, uint64_t first_sequence, size_t max_bytes)
     : capacity_(capacity < 1 ? 1 : capacity),
+      max_bytes_(max_bytes),
       next_seq_(first_sequence),
-      first_seq_(first_sequence) {
-  ring_.resize(capacity_);
-}
+      first_seq_(first_sequence),
+      readable_end_(first_sequence) {}
 
 uint64_t EventLog::Append(v1::EventType type, const v1::Task& task,
-                          absl::Time time) {
+                          absl::Time time, uint64_t ticket) {
   v1::TaskEvent event;
   event.set_type(type);
   *event.mutable_task() = task;
@@ -24,9 +33,36 @@ uint64_t EventLog::Append(v1::EventType type, const v1::Task& task,
   absl::MutexLock lock(&mu_);
   uint64_t seq = next_seq_++;
   event.set_sequence(seq);
-  ring_[seq % capacity_] = std::move(event);
-  if (next_seq_ - first_seq_ > capacity_) first_seq_ = next_seq_ - capacity_;
+  const size_t bytes = event.ByteSizeLong() + kEntryOverheadBytes;
+  ring_.push_back(Entry{std::move(event), ticket, bytes});
+  bytes_ += bytes;
+  TrimLocked();
+  AdvanceReadableLocked();
   return seq;
+}
+
+void EventLog::MarkDurable(uint64_t ticket) {
+  absl::MutexLock lock(&mu_);
+  durable_ticket_ = std::max(durable_ticket_, ticket);
+  AdvanceReadableLocked();
+}
+
+void EventLog::TrimLocked() {
+  // The newest event always stays, however large.
+  while (ring_.size() > 1 &&
+         (ring_.size() > capacity_ || bytes_ > max_bytes_)) {
+    bytes_ -= ring_.front().bytes;
+    ring_.pop_front();
+    ++first_seq_;
+  }
+}
+
+void EventLog::AdvanceReadableLocked() {
+  readable_end_ = std::max(readable_end_, first_seq_);
+  while (readable_end_ < next_seq_ &&
+         ring_[readable_end_ - first_seq_].ticket <= durable_ticket_) {
+    ++readable_end_;
+  }
 }
 
 absl::Status EventLog::Read(uint64_t from, size_t max,
@@ -37,16 +73,19 @@ absl::Status EventLog::Read(uint64_t from, size_t max,
         "from_sequence ", from, " is older than the oldest retained event ",
         first_seq_));
   }
-  for (uint64_t seq = from; seq < next_seq_ && max > 0; ++seq, --max) {
-    out->push_back(ring_[seq % capacity_]);
+  for (uint64_t seq = from; seq < readable_end_ && max > 0; ++seq, --max) {
+    out->push_back(ring_[seq - first_seq_].event);
   }
   return absl::OkStatus();
 }
 
 void EventLog::Restart(uint64_t next) {
   absl::MutexLock lock(&mu_);
+  ring_.clear();
+  bytes_ = 0;
   next_seq_ = next;
   first_seq_ = next;
+  readable_end_ = next;
 }
 
 uint64_t EventLog::next_sequence() const {
@@ -57,6 +96,11 @@ uint64_t EventLog::next_sequence() const {
 uint64_t EventLog::first_retained() const {
   absl::MutexLock lock(&mu_);
   return first_seq_;
+}
+
+size_t EventLog::bytes() const {
+  absl::MutexLock lock(&mu_);
+  return bytes_;
 }
 
 uint64_t EventLog::Subscribe(Subscriber fn) {

@@ -1,10 +1,18 @@
 // EventLog: the server-wide, bounded ring of task events behind Stream.
 //
 // Every event gets the next sequence number (strictly increasing, gap-free
-// within a server's life). The ring keeps the newest `capacity` events;
-// readers hold only a cursor, so a slow reader costs no memory: once its
-// cursor falls out of the ring, Read answers OUT_OF_RANGE and the reader is
-// ended (it may resume with a newer `from_sequence`).
+// within a server's life). The ring keeps the newest events within both a
+// count (`capacity`) and a byte budget (`max_bytes`, each event counted at
+// its encoded size plus bookkeeping), so progress spam or large error texts
+// cannot grow it past its budget. Readers hold only a cursor, so a slow
+// reader costs no memory: once its cursor falls out of the ring, Read
+// answers OUT_OF_RANGE and the reader is ended (it may resume with a newer
+// `from_sequence`).
+//
+// Durability: an event appended with a journal ticket is readable only once
+// MarkDurable covers that ticket, and every event after it waits too (the
+// readable events are always a prefix of the sequence), so Stream never
+// shows a state a crash could take back. Events with ticket 0 need nothing.
 //
 // Appends do not call subscribers; the engine calls Wake() after it released
 // its own locks, so subscriber callbacks may read from the engine (GetTask,
@@ -16,7 +24,9 @@
 #define TASKD_SCHEDULER_EVENT_LOG_H_
 
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <limits>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -30,16 +40,21 @@ namespace taskd {
 
 class EventLog {
  public:
-  explicit EventLog(size_t capacity, uint64_t first_sequence = 1);
+  explicit EventLog(size_t capacity, uint64_t first_sequence = 1,
+                    size_t max_bytes = std::numeric_limits<size_t>::max());
 
   // Appends an event for `task` (its payload and result are dropped: the ring
-  // stays small; readers that want them fetch them from the engine).
-  // Returns the event's sequence number.
-  uint64_t Append(v1::EventType type, const v1::Task& task, absl::Time time)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  // stays small; readers that want them fetch them from the engine). The
+  // event is readable once `ticket` is durable (0: at once). Returns its
+  // sequence number.
+  uint64_t Append(v1::EventType type, const v1::Task& task, absl::Time time,
+                  uint64_t ticket = 0) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Appends to `out` the events with sequence >= `from`, at most `max`.
-  // OUT_OF_RANGE when `from` is older than the oldest retained event.
+  // Every journal ticket up to `ticket` is durable.
+  void MarkDurable(uint64_t ticket) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Appends to `out` the readable events with sequence >= `from`, at most
+  // `max`. OUT_OF_RANGE when `from` is older than the oldest retained event.
   absl::Status Read(uint64_t from, size_t max,
                     std::vector<v1::TaskEvent>* out) const
       ABSL_LOCKS_EXCLUDED(mu_);
@@ -52,6 +67,8 @@ class EventLog {
   uint64_t next_sequence() const ABSL_LOCKS_EXCLUDED(mu_);
   // The oldest sequence still readable.
   uint64_t first_retained() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Bytes the retained events take (as counted against `max_bytes`).
+  size_t bytes() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Subscribers are called by Wake() (from the thread that changed tasks,
   // with no engine lock held) and by Close(). They must not block.
@@ -69,12 +86,26 @@ class EventLog {
   bool closed() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
+  struct Entry {
+    v1::TaskEvent event;
+    uint64_t ticket;  // journal ticket that must be durable first; 0: none
+    size_t bytes;
+  };
+  // Drops the oldest events beyond the count or byte budget, and moves the
+  // readable end over events whose tickets are durable.
+  void TrimLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AdvanceReadableLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   const size_t capacity_;
+  const size_t max_bytes_;
 
   mutable absl::Mutex mu_;
-  std::vector<v1::TaskEvent> ring_ ABSL_GUARDED_BY(mu_);
+  std::deque<Entry> ring_ ABSL_GUARDED_BY(mu_);  // front: first_seq_
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_);
   uint64_t first_seq_ ABSL_GUARDED_BY(mu_);  // oldest retained
+  uint64_t readable_end_ ABSL_GUARDED_BY(mu_);  // events below are readable
+  uint64_t durable_ticket_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
 
   absl::Mutex sub_mu_ ABSL_ACQUIRED_AFTER(mu_);

@@ -80,6 +80,8 @@ void Journal::Run() {
     }
     std::vector<std::pair<Callback, absl::Status>> ready;
     bool failed_now = false;
+    std::function<void(uint64_t)> listener;
+    uint64_t durable = 0;
     {
       absl::MutexLock lock(&mu_);
       ++stats_.commits;
@@ -88,7 +90,11 @@ void Journal::Run() {
             absl::StrCat("storage write failed: ", status.ToString()));
         failed_now = true;
       }
-      if (failure_.ok()) durable_ = std::max(durable_, upto);
+      if (failure_.ok()) {
+        durable_ = std::max(durable_, upto);
+        listener = durable_listener_;
+        durable = durable_;
+      }
       for (auto it = waiting_.begin(); it != waiting_.end();) {
         if (it->first <= durable_) {
           ready.emplace_back(std::move(it->second), absl::OkStatus());
@@ -100,9 +106,15 @@ void Journal::Run() {
         it = waiting_.erase(it);
       }
     }
+    if (listener) listener(durable);
     for (auto& [fn, s] : ready) fn(s);
     if (failed_now && on_failure_) on_failure_(status);
   }
+}
+
+void Journal::SetDurableListener(std::function<void(uint64_t)> fn) {
+  absl::MutexLock lock(&mu_);
+  durable_listener_ = std::move(fn);
 }
 
 void Journal::Stop() {

@@ -69,6 +69,12 @@ class Journal {
   // thread, when it already is), or with the error if the store failed.
   void WhenDurable(uint64_t ticket, Callback fn) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Calls `fn(durable)` on the committer thread after every commit that made
+  // tickets up to `durable` durable (before that commit's callbacks). Set
+  // once, before the first Write. `fn` must not block.
+  void SetDurableListener(std::function<void(uint64_t durable)> fn)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
   // The newest ticket handed out (0 before any write).
   uint64_t last_ticket() const ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -97,6 +103,7 @@ class Journal {
   uint64_t durable_ ABSL_GUARDED_BY(mu_) = 0;  // highest durable ticket
   absl::Status failure_ ABSL_GUARDED_BY(mu_);
   std::multimap<uint64_t, Callback> waiting_ ABSL_GUARDED_BY(mu_);
+  std::function<void(uint64_t)> durable_listener_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   Stats stats_ ABSL_GUARDED_BY(mu_);

@@ -94,7 +94,7 @@ absl::StatusOr<Trigger> ParseTrigger(const v1::Schedule& schedule) {
       break;
     }
     case v1::Schedule::kInterval: {
-      if (auto s = ValidateDuration(schedule.interval(), "schedule.interval");
+      if (auto s = ValidateSpan(schedule.interval(), "schedule.interval");
           !s.ok()) {
         return s;
       }

@@ -49,6 +49,7 @@ v1::Schedule Cron(const std::string& id, const std::string& expr) {
 std::vector<v1::Task> Tasks(const Engine& engine) {
   v1::ListTasksRequest request;
   request.set_page_size(1000);
+  request.set_include_payloads(true);
   auto page = engine.List(request);
   EXPECT_TRUE(page.ok()) << page.status();
   if (!page.ok()) return {};

@@ -5,9 +5,16 @@
 
 namespace taskd {
 
-void TimerQueue::Schedule(absl::Time when, Callback fn) {
+TimerQueue::TimerId TimerQueue::Schedule(absl::Time when, Callback fn) {
   absl::MutexLock lock(&mu_);
-  heap_.push(Entry{when, next_seq_++, std::move(fn)});
+  TimerId id{when, next_seq_++};
+  timers_.emplace(id, std::move(fn));
+  return id;
+}
+
+bool TimerQueue::Cancel(const TimerId& id) {
+  absl::MutexLock lock(&mu_);
+  return timers_.erase(id) > 0;
 }
 
 size_t TimerQueue::RunDue(absl::Time now) {
@@ -16,10 +23,9 @@ size_t TimerQueue::RunDue(absl::Time now) {
     std::vector<Callback> due;
     {
       absl::MutexLock lock(&mu_);
-      while (!heap_.empty() && heap_.top().when <= now) {
-        // priority_queue::top is const; the entry is popped right after.
-        due.push_back(std::move(const_cast<Entry&>(heap_.top()).fn));
-        heap_.pop();
+      while (!timers_.empty() && timers_.begin()->first.first <= now) {
+        due.push_back(std::move(timers_.begin()->second));
+        timers_.erase(timers_.begin());
       }
     }
     if (due.empty()) return ran;
@@ -30,20 +36,22 @@ size_t TimerQueue::RunDue(absl::Time now) {
 
 absl::Time TimerQueue::NextDue() const {
   absl::MutexLock lock(&mu_);
-  return heap_.empty() ? absl::InfiniteFuture() : heap_.top().when;
+  return timers_.empty() ? absl::InfiniteFuture()
+                         : timers_.begin()->first.first;
 }
 
 size_t TimerQueue::size() const {
   absl::MutexLock lock(&mu_);
-  return heap_.size();
+  return timers_.size();
 }
 
 void TimerQueue::WaitForWork(absl::Time limit) {
   absl::MutexLock lock(&mu_);
-  absl::Time armed_for =
-      heap_.empty() ? absl::InfiniteFuture() : heap_.top().when;
+  absl::Time armed_for = timers_.empty() ? absl::InfiniteFuture()
+                                          : timers_.begin()->first.first;
   auto ready = [this, armed_for]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return woken_ || (!heap_.empty() && heap_.top().when < armed_for);
+    return woken_ ||
+           (!timers_.empty() && timers_.begin()->first.first < armed_for);
   };
   mu_.AwaitWithDeadline(absl::Condition(&ready),
                         std::min(limit, armed_for));

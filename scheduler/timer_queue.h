@@ -1,8 +1,9 @@
 // TimerQueue: the one timer structure behind delays, retry back-off, attempt
-// timeouts, lease expiry, Await timeouts and retention. A binary heap keyed
-// by due time: O(log n) to add, O(1) to peek, so the cost stays flat-ish at
-// a million timers. Timers cannot be cancelled; a callback re-checks the state
-// it was armed for and does nothing when that state has moved on.
+// timeouts, lease expiry, Await timeouts and retention. An ordered tree keyed
+// by due time: O(log n) to add, cancel and run, so the cost stays flat-ish at
+// a million timers. Callbacks re-check the state they were armed for and do
+// nothing when it has moved on; a timer whose purpose is gone for good (a
+// withdrawn Await) is cancelled, so it holds no memory until its due time.
 //
 // Thread-safe. Callbacks run in RunDue's caller, outside the queue's lock.
 #ifndef TASKD_SCHEDULER_TIMER_QUEUE_H_
@@ -10,7 +11,8 @@
 
 #include <cstdint>
 #include <functional>
-#include <queue>
+#include <map>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -23,8 +25,14 @@ class TimerQueue {
  public:
   using Callback = std::function<void()>;
 
+  // Names an armed timer, for Cancel.
+  using TimerId = std::pair<absl::Time, uint64_t>;
+
   // Arms `fn` to run at or after `when`.
-  void Schedule(absl::Time when, Callback fn) ABSL_LOCKS_EXCLUDED(mu_);
+  TimerId Schedule(absl::Time when, Callback fn) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Disarms `id`; false when it already ran (or is running) or was cancelled.
+  bool Cancel(const TimerId& id) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Runs every timer due at `now` (including those they arm for <= now).
   // Returns how many ran.
@@ -41,18 +49,9 @@ class TimerQueue {
   void Wake() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  struct Entry {
-    absl::Time when;
-    uint64_t seq;  // FIFO among equal times
-    Callback fn;
-    bool operator>(const Entry& o) const {
-      return when != o.when ? when > o.when : seq > o.seq;
-    }
-  };
-
   mutable absl::Mutex mu_;
-  std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> heap_
-      ABSL_GUARDED_BY(mu_);
+  // By due time, then arming order (FIFO among equal times).
+  std::map<TimerId, Callback> timers_ ABSL_GUARDED_BY(mu_);
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
   bool woken_ ABSL_GUARDED_BY(mu_) = false;
 };

@@ -8,6 +8,10 @@ namespace {
 constexpr int64_t kMaxDurationSeconds = 315'576'000'000;  // protobuf's bound
 constexpr int64_t kMinTimestampSeconds = -62'135'596'800;  // 0001-01-01
 constexpr int64_t kMaxTimestampSeconds = 253'402'300'799;  // 9999-12-31
+// Spans added to "now" stay below 1000 years, so every time computed from
+// them (schedule time, deadlines, retention) is a valid Timestamp until the
+// year 9000.
+constexpr int64_t kMaxSpanSeconds = 1000LL * 365 * 86400;
 
 absl::Status Invalid(absl::string_view path, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(path, ": ", what));
@@ -55,6 +59,18 @@ absl::Status ValidateDuration(const google::protobuf::Duration& d,
   }
   if (d.seconds() > kMaxDurationSeconds || d.nanos() > 999'999'999) {
     return Invalid(path, "out of range");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateSpan(const google::protobuf::Duration& d,
+                          absl::string_view path) {
+  if (auto s = ValidateDuration(d, path); !s.ok()) return s;
+  if (d.seconds() >= kMaxSpanSeconds) {
+    return Invalid(path, absl::StrCat(
+                             "must be less than 1000 years (", kMaxSpanSeconds,
+                             " s): times computed from it must stay valid "
+                             "timestamps (before year 10000)"));
   }
   return absl::OkStatus();
 }
@@ -128,7 +144,7 @@ absl::Status ValidateTaskSpec(const v1::TaskSpec& spec,
   };
   for (const auto& d : durations) {
     if (!d.set) continue;
-    if (auto s = ValidateDuration(*d.d, Field(path, d.name)); !s.ok()) return s;
+    if (auto s = ValidateSpan(*d.d, Field(path, d.name)); !s.ok()) return s;
   }
   const v1::RetryPolicy& retry = spec.retry();
   if (retry.max_attempts() < 0 || retry.max_attempts() > limits.max_attempts) {

@@ -41,6 +41,10 @@ absl::Status ValidateTypeName(absl::string_view type, absl::string_view path);
 // A well-formed, non-negative Duration / a well-formed Timestamp.
 absl::Status ValidateDuration(const google::protobuf::Duration& d,
                               absl::string_view path);
+// A valid Duration shorter than 1000 years: for spans added to the current
+// time, so that every time computed from them is a valid Timestamp.
+absl::Status ValidateSpan(const google::protobuf::Duration& d,
+                          absl::string_view path);
 absl::Status ValidateTimestamp(const google::protobuf::Timestamp& t,
                                absl::string_view path);
 

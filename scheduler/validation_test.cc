@@ -88,6 +88,22 @@ std::vector<BadCase> BadCases() {
       {"delay_negative_nanos", [=](auto& s) { *s.mutable_delay() = neg_nanos; },
        "task.delay"},
       {"delay_huge", [=](auto& s) { *s.mutable_delay() = huge; }, "task.delay"},
+      // Valid Durations, but now + span would pass year 9999.
+      {"delay_10000_years",
+       [](auto& s) { *s.mutable_delay() = Dur(315'576'000'000); },
+       "task.delay"},
+      {"timeout_1000_years",
+       [](auto& s) { *s.mutable_timeout() = Dur(1000LL * 365 * 86400); },
+       "task.timeout"},
+      {"max_backoff_5000_years",
+       [](auto& s) {
+         *s.mutable_retry()->mutable_max_backoff() =
+             Dur(5000LL * 365 * 86400);
+       },
+       "task.retry.max_backoff"},
+      {"result_ttl_9000_years",
+       [](auto& s) { *s.mutable_result_ttl() = Dur(9000LL * 365 * 86400); },
+       "task.result_ttl"},
       {"delay_bad_nanos", [=](auto& s) { *s.mutable_delay() = bad_nanos; },
        "task.delay"},
       {"timeout_negative", [=](auto& s) { *s.mutable_timeout() = neg; },
@@ -280,7 +296,7 @@ TEST(ValidateTaskSpecTest, ValidSpecsPass) {
   full.set_payload(std::string(1 << 20, '\0'));
   full.set_priority(9);
   *full.mutable_delay() = Dur(0, 999'999'999);
-  *full.mutable_timeout() = Dur(315'576'000'000);
+  *full.mutable_timeout() = Dur(1000LL * 365 * 86400 - 1);  // just < 1000 y
   *full.mutable_heartbeat_timeout() = Dur(30);
   *full.mutable_result_ttl() = Dur(86400);
   full.mutable_retry()->set_max_attempts(100);

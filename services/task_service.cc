@@ -20,6 +20,10 @@ namespace {
 
 using Service = v1::TaskService::AsyncService;
 
+// What one answer may carry: a client's default receive limit (4 MiB), less
+// room for gRPC's framing.
+constexpr size_t kMaxResponseBytes = (4 << 20) - (16 << 10);
+
 // ---------------------------------------------------------------- unary
 
 using SubmitCall =
@@ -66,7 +70,7 @@ const SubmitBatchCall::Method kSubmitBatch{
 const GetCall::Method kGet{
     &Service::RequestGetTask,
     [](Engine& engine, const v1::GetTaskRequest& request, GetCall::Reply reply) {
-      reply(engine.Get(request.id()));
+      engine.GetAsync(request.id(), std::move(reply));
     }};
 
 const ListCall::Method kList{
@@ -163,8 +167,13 @@ class AwaitCall final : public RefCountedCall {
       absl::MutexLock lock(&mu_);
       Ref();
     }
+    Engine::AwaitOptions options;
+    options.any = request_.mode() == v1::AWAIT_MODE_ANY;
+    options.deadline = deadline;
+    options.include_payloads = request_.include_payloads();
+    options.max_response_bytes = kMaxResponseBytes;
     auto handle = handlers_->engine()->Await(
-        ids, request_.mode() == v1::AWAIT_MODE_ANY, deadline,
+        ids, options,
         [this](absl::StatusOr<v1::AwaitResponse> result) {
           if (result.ok()) {
             Finish(absl::OkStatus(), &*result);
@@ -339,6 +348,12 @@ class StreamCall final : public RefCountedCall {
       if (IsTerminal(task->state())) terminal_at_start_.insert(id);
     }
     if (request_.from_sequence() > 0) {
+      if (request_.from_sequence() > start_seq_) {
+        return absl::OutOfRangeError(absl::StrCat(
+            "from_sequence: ", request_.from_sequence(),
+            " is beyond the next event's sequence ", start_seq_,
+            " (sequences continue across restarts; use 0 for events from now)"));
+      }
       if (request_.from_sequence() < log.first_retained()) {
         return absl::OutOfRangeError(absl::StrCat(
             "from_sequence: ", request_.from_sequence(),

@@ -22,18 +22,20 @@ A Client belongs to the event loop it was first used on.
 from __future__ import annotations
 
 import asyncio
-import datetime
-from typing import (Any, AsyncIterator, Awaitable, Callable, Iterable, List, Mapping,
-                    Optional, Sequence, Set, Tuple, TypeVar, Union)
+from typing import (TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Iterable,
+                    List, Optional, Sequence, Set, Tuple, TypeVar, Union)
 
 import grpc
 import grpc.aio
 
 from taskd._loop import quiet_grpc_poller
 from taskd.client import DEFAULT_TARGET, SpecLike, TaskRef, parse_states, to_spec
-from taskd.errors import TaskdError, from_rpc_error, task_outcome_error
-from taskd.futures import CompletionBook, await_request, is_terminal
-from taskd.spec import Payload, Seconds, build_spec, check_batch, check_queue, task_id
+from taskd.errors import TaskdError, from_rpc_error
+from taskd.futures import CompletionBook, await_request, is_terminal, outcome
+from taskd.spec import Payload, SubmitOptions, build_spec, check_batch, check_queue, task_id
+
+if TYPE_CHECKING:
+    from typing import Unpack
 from taskd.v1 import taskd_pb2 as pb
 from taskd.v1 import taskd_pb2_grpc as pb_grpc
 
@@ -93,18 +95,11 @@ class TaskHandle(asyncio.Future):
         if self.done():
             return
         self.task = task
-        error = task_outcome_error(task)
+        value, error = outcome(task, self._decode)
         if error is not None:
             self.set_exception(error)
-            return
-        value: Any = task.result
-        if self._decode is not None:
-            try:
-                value = self._decode(task.result)
-            except Exception as exc:  # a result the decoder rejects
-                self.set_exception(exc)
-                return
-        self.set_result(value)
+        else:
+            self.set_result(value)
 
     def _abandon(self, error: BaseException) -> None:
         if not self.done():
@@ -232,34 +227,14 @@ class Client:
         self._watcher.add(handle)
         return handle
 
-    async def submit(
-        self,
-        type: str,
-        payload: Payload = b"",
-        *,
-        queue: Optional[str] = None,
-        priority: int = 0,
-        delay: Optional[Seconds] = None,
-        run_at: Optional[datetime.datetime] = None,
-        timeout: Optional[Seconds] = None,
-        heartbeat_timeout: Optional[Seconds] = None,
-        retries: Optional[int] = None,
-        key: Optional[str] = None,
-        depends_on: Optional[Iterable[TaskRef]] = None,
-        labels: Optional[Mapping[str, str]] = None,
-        result_ttl: Optional[Seconds] = None,
-        decode: Optional[Callable[[bytes], Any]] = None,
-    ) -> TaskHandle:
+    async def submit(self, type: str, payload: Payload = b"", *,
+                     decode: Optional[Callable[[bytes], Any]] = None,
+                     **options: Unpack[SubmitOptions]) -> TaskHandle:
         """Submits one task; returns its handle once the server has it.
 
         Arguments as :meth:`taskd.Client.submit`.
         """
-        spec = build_spec(type, payload, queue=queue, priority=priority, delay=delay,
-                          run_at=run_at, timeout=timeout,
-                          heartbeat_timeout=heartbeat_timeout, retries=retries,
-                          key=key, depends_on=depends_on, labels=labels,
-                          result_ttl=result_ttl)
-        return await self.submit_spec(spec, decode=decode)
+        return await self.submit_spec(build_spec(type, payload, **options), decode=decode)
 
     async def submit_spec(self, spec: pb.TaskSpec,
                           decode: Optional[Callable[[bytes], Any]] = None) -> TaskHandle:

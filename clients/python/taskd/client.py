@@ -13,15 +13,17 @@ every future it hands out (see :mod:`taskd.futures`).
 
 from __future__ import annotations
 
-import datetime
-from typing import (Any, Callable, Iterable, Iterator, List, Mapping, Optional,
-                    Sequence, Tuple, TypeVar, Union)
+from typing import (TYPE_CHECKING, Any, Callable, Iterable, Iterator, List, Mapping,
+                    Optional, Sequence, Tuple, TypeVar, Union)
 
 import grpc
 
 from taskd.errors import TaskdError, from_rpc_error
 from taskd.futures import ThreadedWatcher, TaskFuture
-from taskd.spec import Payload, Seconds, build_spec, check_batch, check_queue, task_id
+from taskd.spec import Payload, SubmitOptions, build_spec, check_batch, check_queue, task_id
+
+if TYPE_CHECKING:
+    from typing import Unpack
 from taskd.v1 import taskd_pb2 as pb
 from taskd.v1 import taskd_pb2_grpc as pb_grpc
 
@@ -155,24 +157,9 @@ class Client:
 
     # ------------------------------------------------------------ submitting
 
-    def submit(
-        self,
-        type: str,
-        payload: Payload = b"",
-        *,
-        queue: Optional[str] = None,
-        priority: int = 0,
-        delay: Optional[Seconds] = None,
-        run_at: Optional[datetime.datetime] = None,
-        timeout: Optional[Seconds] = None,
-        heartbeat_timeout: Optional[Seconds] = None,
-        retries: Optional[int] = None,
-        key: Optional[str] = None,
-        depends_on: Optional[Iterable[TaskRef]] = None,
-        labels: Optional[Mapping[str, str]] = None,
-        result_ttl: Optional[Seconds] = None,
-        decode: Optional[Callable[[bytes], Any]] = None,
-    ) -> TaskFuture:
+    def submit(self, type: str, payload: Payload = b"", *,
+               decode: Optional[Callable[[bytes], Any]] = None,
+               **options: Unpack[SubmitOptions]) -> TaskFuture:
         """Submits one task and returns its future at once.
 
         Args:
@@ -197,12 +184,7 @@ class Client:
           TypeError / taskd.InvalidArgument: a bad argument (named).
           taskd.Unavailable: the server cannot be reached.
         """
-        spec = build_spec(type, payload, queue=queue, priority=priority, delay=delay,
-                          run_at=run_at, timeout=timeout,
-                          heartbeat_timeout=heartbeat_timeout, retries=retries,
-                          key=key, depends_on=depends_on, labels=labels,
-                          result_ttl=result_ttl)
-        return self.submit_spec(spec, decode=decode)
+        return self.submit_spec(build_spec(type, payload, **options), decode=decode)
 
     def submit_spec(self, spec: pb.TaskSpec,
                     decode: Optional[Callable[[bytes], Any]] = None) -> TaskFuture:

@@ -84,31 +84,37 @@ class TaskCancelled(TaskFailed, concurrent.futures.CancelledError):
     _verb = "was cancelled"
 
 
-class Retryable(Exception):
-    """Raised by a handler: fail this attempt, and let the server retry it.
+class HandlerFailure(Exception):
+    """Base of what a worker's handler raises to fail a task on purpose.
 
-    ``code`` is the TaskError code the client sees (default ``"retryable"``).
-    Any other exception a handler raises is treated the same way with code
-    ``"handler_exception"``; the task's retry budget decides.
+    ``code``, ``message`` and ``details`` become the task's TaskError.
     """
 
-    def __init__(self, message: str = "", code: str = "retryable",
+    default_code = "failed"
+
+    def __init__(self, message: str = "", code: Optional[str] = None,
                  details: str = "") -> None:
         super().__init__(message)
-        self.code = code
+        self.code = code or self.default_code
         self.message = message
         self.details = details
 
 
-class Fatal(Exception):
+class Retryable(HandlerFailure):
+    """Raised by a handler: fail this attempt, and let the server retry it.
+
+    ``code`` defaults to ``"retryable"``. Any other exception a handler
+    raises is treated the same way with code ``"handler_exception"``; the
+    task's retry budget decides.
+    """
+
+    default_code = "retryable"
+
+
+class Fatal(HandlerFailure):
     """Raised by a handler: fail the task now, without any further attempt."""
 
-    def __init__(self, message: str = "", code: str = "fatal",
-                 details: str = "") -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.details = details
+    default_code = "fatal"
 
 
 _BY_CODE = {

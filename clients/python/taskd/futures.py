@@ -24,7 +24,7 @@ import functools
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Set
+from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Set, Tuple
 
 import grpc
 
@@ -48,6 +48,21 @@ ORPHAN_CAPACITY = 20_000
 def is_terminal(task: pb.Task) -> bool:
     """True when ``task`` is SUCCEEDED, FAILED or CANCELLED."""
     return task.state in TERMINAL
+
+
+def outcome(task: pb.Task, decode: Optional[Callable[[bytes], Any]]
+            ) -> Tuple[Any, Optional[BaseException]]:
+    """(value, None) for a succeeded ``task``, (None, error) otherwise; the
+    value is the result bytes, or what ``decode`` makes of them."""
+    error = task_outcome_error(task)
+    if error is not None:
+        return None, error
+    if decode is None:
+        return task.result, None
+    try:
+        return decode(task.result), None
+    except Exception as exc:  # a result the decoder rejects
+        return None, exc
 
 
 class TaskFuture(concurrent.futures.Future):
@@ -121,19 +136,12 @@ class TaskFuture(concurrent.futures.Future):
         if self.done():
             return
         self.task = task
-        error = task_outcome_error(task)
+        value, error = outcome(task, self._decode)
         try:
             if error is not None:
                 self.set_exception(error)
-                return
-            value: Any = task.result
-            if self._decode is not None:
-                try:
-                    value = self._decode(task.result)
-                except Exception as exc:  # a result the decoder rejects
-                    self.set_exception(exc)
-                    return
-            self.set_result(value)
+            else:
+                self.set_result(value)
         except concurrent.futures.InvalidStateError:
             pass  # resolved concurrently by another path
 

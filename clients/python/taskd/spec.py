@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime
 import re
-from typing import Iterable, Mapping, Optional, Sequence, Union
+from typing import Iterable, Mapping, Optional, Sequence, TypedDict, Union
 
 from taskd.errors import InvalidArgument
 from taskd.v1 import taskd_pb2 as pb
@@ -29,22 +29,39 @@ def _bad(argument: str, message: str) -> InvalidArgument:
     return InvalidArgument(f"{argument}: {message}", argument=argument)
 
 
+class SubmitOptions(TypedDict, total=False):
+    """The keyword options of a submit; see :meth:`taskd.Client.submit`."""
+
+    queue: Optional[str]
+    priority: int
+    delay: Optional[Seconds]
+    run_at: Optional[datetime.datetime]
+    timeout: Optional[Seconds]
+    heartbeat_timeout: Optional[Seconds]
+    retries: Optional[int]
+    key: Optional[str]
+    depends_on: Optional[Iterable[object]]
+    labels: Optional[Mapping[str, str]]
+    result_ttl: Optional[Seconds]
+
+
+def _check_name(value: object, argument: str, pattern: "re.Pattern[str]",
+                rule: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{argument}: expected str, got {type(value).__name__}")
+    if not pattern.fullmatch(value):
+        raise _bad(argument, f"{value!r} is not {rule}")
+    return value
+
+
 def check_type_name(task_type: object, argument: str = "type") -> str:
     """Returns ``task_type`` if it is a valid task type name, else raises."""
-    if not isinstance(task_type, str):
-        raise TypeError(f"{argument}: expected str, got {type(task_type).__name__}")
-    if not _TYPE_RE.fullmatch(task_type):
-        raise _bad(argument, f"{task_type!r} is not 1-128 of [A-Za-z0-9_.:/-]")
-    return task_type
+    return _check_name(task_type, argument, _TYPE_RE, "1-128 of [A-Za-z0-9_.:/-]")
 
 
 def check_queue(queue: object, argument: str = "queue") -> str:
     """Returns ``queue`` if it is a valid queue name, else raises."""
-    if not isinstance(queue, str):
-        raise TypeError(f"{argument}: expected str, got {type(queue).__name__}")
-    if not _QUEUE_RE.fullmatch(queue):
-        raise _bad(argument, f"{queue!r} is not 1-64 of [A-Za-z0-9_.:-]")
-    return queue
+    return _check_name(queue, argument, _QUEUE_RE, "1-64 of [A-Za-z0-9_.:-]")
 
 
 def to_bytes(value: object, argument: str) -> bytes:

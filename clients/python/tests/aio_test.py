@@ -7,38 +7,13 @@ import unittest
 
 import taskd
 import taskd.aio
-from tests.harness import TaskdServer, WorkerThread
+from tests.harness import ServerMixin, TaskdServer, WorkerThread, echo_worker
 
 DEADLINE = 20.0
 SUCCEEDED = taskd.TaskState.Value("TASK_STATE_SUCCEEDED")
 
 
-def upper_worker(target: str, queue: str) -> taskd.Worker:
-    worker = taskd.Worker(target, queues=[queue], concurrency=4)
-
-    @worker.handler("upper")
-    async def upper(ctx: taskd.TaskContext) -> bytes:
-        return ctx.payload.upper()
-
-    @worker.handler("block")
-    def block(ctx: taskd.TaskContext) -> bytes:
-        ctx.cancelled.wait(DEADLINE)
-        return b""
-
-    return worker
-
-
-class AioClientTest(unittest.IsolatedAsyncioTestCase):
-    server: TaskdServer
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        cls.server = TaskdServer().start()
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.server.stop()
-
+class AioClientTest(ServerMixin, unittest.IsolatedAsyncioTestCase):
     async def asyncSetUp(self) -> None:
         self.client = taskd.aio.Client(self.server.target)
 
@@ -46,7 +21,7 @@ class AioClientTest(unittest.IsolatedAsyncioTestCase):
         await self.client.close()
 
     async def test_gather_and_submit_many(self) -> None:
-        with WorkerThread(upper_worker(self.server.target, "a-gather")):
+        with WorkerThread(echo_worker(self.server.target, "a-gather")):
             handles = [await self.client.submit("upper", b"g%d" % i, queue="a-gather")
                        for i in range(10)]
             self.assertTrue(all(isinstance(h, asyncio.Future) for h in handles))
@@ -63,7 +38,7 @@ class AioClientTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(len(listed), 60)
 
     async def test_wait_first_completed_and_wait_for(self) -> None:
-        with WorkerThread(upper_worker(self.server.target, "a-wait")):
+        with WorkerThread(echo_worker(self.server.target, "a-wait")):
             blocked = await self.client.submit("block", queue="a-wait")
             quick = await self.client.submit("upper", b"q", queue="a-wait")
             done, pending = await asyncio.wait([blocked, quick], timeout=DEADLINE,
@@ -96,7 +71,7 @@ class AioClientTest(unittest.IsolatedAsyncioTestCase):
         self.assertIsInstance(outcome[1], taskd.TaskFailed)
 
     async def test_async_for_stream(self) -> None:
-        with WorkerThread(upper_worker(self.server.target, "a-stream")):
+        with WorkerThread(echo_worker(self.server.target, "a-stream")):
             handle = await self.client.submit("upper", b"s", queue="a-stream")
             await asyncio.wait_for(handle, DEADLINE)
         kinds = []

@@ -8,22 +8,12 @@ import json
 import unittest
 
 import taskd
-from tests.harness import TaskdServer, WorkerThread
+from tests.harness import ServerMixin, WorkerThread
 
 DEADLINE = 20.0
 
 
-class AppTest(unittest.TestCase):
-    server: TaskdServer
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        cls.server = TaskdServer().start()
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.server.stop()
-
+class AppTest(ServerMixin, unittest.TestCase):
     def setUp(self) -> None:
         self.app = taskd.App(self.server.target)
         app = self.app

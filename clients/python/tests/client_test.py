@@ -11,45 +11,23 @@ import grpc
 import taskd
 from taskd.v1 import taskd_pb2 as pb
 from taskd.v1 import taskd_pb2_grpc as pb_grpc
-from tests.harness import TaskdServer, WorkerThread
+from tests.harness import ServerMixin, TaskdServer, WorkerThread, echo_worker
 
 DEADLINE = 20.0
 
 
-def echo_worker(target: str, queue: str) -> taskd.Worker:
-    """A worker for ``queue``: "upper" upper-cases, "fail" fails for good,
-    "block" waits until cancelled."""
-    worker = taskd.Worker(target, queues=[queue], concurrency=4)
-
-    @worker.handler("upper")
-    def upper(ctx: taskd.TaskContext) -> bytes:
-        return ctx.payload.upper()
-
-    @worker.handler("fail")
-    def fail(ctx: taskd.TaskContext) -> bytes:
-        raise taskd.Fatal("no good", code="bad_input")
-
-    @worker.handler("block")
-    def block(ctx: taskd.TaskContext) -> bytes:
-        ctx.cancelled.wait(DEADLINE)
-        return b"unblocked"
-
-    return worker
-
-
-class ClientTest(unittest.TestCase):
-    server: TaskdServer
+class ClientTest(ServerMixin, unittest.TestCase):
     client: taskd.Client
 
     @classmethod
     def setUpClass(cls) -> None:
-        cls.server = TaskdServer().start()
+        super().setUpClass()
         cls.client = taskd.Client(cls.server.target)
 
     @classmethod
     def tearDownClass(cls) -> None:
         cls.client.close()
-        cls.server.stop()
+        super().tearDownClass()
 
     def test_submit_result_get_list(self) -> None:
         with WorkerThread(echo_worker(self.server.target, "q-basic")):

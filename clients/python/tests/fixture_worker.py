@@ -1,6 +1,7 @@
 """A worker module for tests that run ``python3 -m taskd.worker`` as a child.
 
-"hold" runs until its task is cancelled (or the worker stops past its grace).
+"hold" reports progress 0 ("holding"), then runs until its task is cancelled
+(or the worker stops past its grace).
 """
 
 import os
@@ -14,5 +15,6 @@ worker = taskd.Worker(os.environ["TASKD_TARGET"], queues=["q-child"], concurrenc
 
 @worker.handler("hold")
 def hold(ctx: taskd.TaskContext) -> bytes:
+    ctx.progress(0.0, "holding")  # tells the test the handler is running
     ctx.cancelled.wait(120)
     return b"from the child"

@@ -15,6 +15,8 @@ import threading
 import time
 from typing import List, Optional
 
+import taskd
+
 _HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHON = "/usr/bin/python3"
 PACKAGE_ROOT = os.path.dirname(_HERE)                       # clients/python
@@ -146,7 +148,45 @@ def run_python(args: List[str], target: str, timeout: float = 60) -> subprocess.
                           text=True, timeout=timeout)
 
 
-__all__ = ["EXAMPLES", "PYTHON", "TaskdServer", "WorkerThread", "run_python", "spawn_python"]
+__all__ = ["EXAMPLES", "PYTHON", "ServerMixin", "TaskdServer", "WorkerThread", "echo_worker",
+           "run_python", "spawn_python"]
+
+
+class ServerMixin:
+    """Starts one TaskdServer (``cls.server``) for a TestCase class."""
+
+    server: TaskdServer
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()  # type: ignore[misc]
+        cls.server = TaskdServer().start()
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.server.stop()
+        super().tearDownClass()  # type: ignore[misc]
+
+
+def echo_worker(target: str, queue: str, deadline: float = 20.0) -> "taskd.Worker":
+    """A worker for ``queue``: "upper" upper-cases its payload (async),
+    "fail" fails for good, "block" runs until cancelled."""
+    worker = taskd.Worker(target, queues=[queue], concurrency=4)
+
+    @worker.handler("upper")
+    async def upper(ctx: taskd.TaskContext) -> bytes:
+        return ctx.payload.upper()
+
+    @worker.handler("fail")
+    def fail(ctx: taskd.TaskContext) -> bytes:
+        raise taskd.Fatal("no good", code="bad_input")
+
+    @worker.handler("block")
+    def block(ctx: taskd.TaskContext) -> bytes:
+        ctx.cancelled.wait(deadline)
+        return b"unblocked"
+
+    return worker
 
 
 class WorkerThread:

@@ -10,11 +10,12 @@ import unittest
 from typing import List, Optional
 
 import taskd
-from tests.harness import TaskdServer, WorkerThread, spawn_python
+from tests.harness import ServerMixin, WorkerThread, spawn_python
 
 DEADLINE = 20.0
 STARTED = taskd.EventType.Value("EVENT_TYPE_STARTED")
 RETRYING = taskd.EventType.Value("EVENT_TYPE_RETRYING")
+PROGRESS = taskd.EventType.Value("EVENT_TYPE_PROGRESS")
 
 
 def first_event(client: taskd.Client, future: taskd.TaskFuture, kind: int,
@@ -34,19 +35,18 @@ def first_event(client: taskd.Client, future: taskd.TaskFuture, kind: int,
         stream.cancel()
 
 
-class WorkerTest(unittest.TestCase):
-    server: TaskdServer
+class WorkerTest(ServerMixin, unittest.TestCase):
     client: taskd.Client
 
     @classmethod
     def setUpClass(cls) -> None:
-        cls.server = TaskdServer().start()
+        super().setUpClass()
         cls.client = taskd.Client(cls.server.target)
 
     @classmethod
     def tearDownClass(cls) -> None:
         cls.client.close()
-        cls.server.stop()
+        super().tearDownClass()
 
     def worker(self, queue: str, **options: object) -> taskd.Worker:
         return taskd.Worker(self.server.target, queues=[queue], **options)  # type: ignore[arg-type]
@@ -176,7 +176,9 @@ class WorkerTest(unittest.TestCase):
                              self.server.target, stderr=subprocess.PIPE, text=True)
         try:
             future = self.client.submit("hold", queue="q-child", retries=2)
-            self.assertIsNotNone(first_event(self.client, future, STARTED))
+            # Progress, not STARTED: the handler itself must be running, or
+            # the stop would hand back an assignment it never began.
+            self.assertIsNotNone(first_event(self.client, future, PROGRESS))
             child.send_signal(signal.SIGTERM)
             _, err = child.communicate(timeout=DEADLINE)
             self.assertEqual(child.returncode, 0, err)

@@ -41,7 +41,7 @@ import grpc
 import grpc.aio
 
 from taskd._loop import quiet_grpc_poller
-from taskd.errors import Fatal, Retryable
+from taskd.errors import Fatal, HandlerFailure
 from taskd.spec import check_queue, check_type_name
 from taskd.v1 import taskd_pb2 as pb
 from taskd.v1 import taskd_pb2_grpc as pb_grpc
@@ -80,6 +80,8 @@ class TaskContext:
         self.deadline: Optional[datetime.datetime] = (
             assignment.deadline.ToDatetime(tzinfo=datetime.timezone.utc)
             if assignment.HasField("deadline") else None)
+        # The largest result the server accepts (0: not announced).
+        self.max_result_bytes: int = getattr(assignment, "max_result_bytes", 0)
         self.cancelled = threading.Event()
         self.cancel_reason = ""
         self.cancel_notice = False  # the server said stop (cancel or timeout)
@@ -425,6 +427,11 @@ def outcome_request(ctx: TaskContext, value: object) -> pb.WorkRequest:
         return fail_request(ctx, "bad_result",
                             f"handler returned {type(value).__name__}, expected bytes or str",
                             retryable=False)
+    if ctx.max_result_bytes and len(value) > ctx.max_result_bytes:
+        # Sent anyway, it would end the whole stream and every lease on it.
+        return fail_request(ctx, "result_too_large",
+                            f"result of {len(value)} bytes exceeds the limit of "
+                            f"{ctx.max_result_bytes}", retryable=False)
     return pb.WorkRequest(complete=pb.Complete(task_id=ctx.id, lease_id=ctx.lease_id,
                                                result=bytes(value)))
 
@@ -433,9 +440,9 @@ def error_request(ctx: TaskContext, exc: BaseException) -> pb.WorkRequest:
     """Fail for a handler that raised ``exc``."""
     if ctx.cancel_notice:
         return fail_request(ctx, "cancelled", ctx.cancel_reason, retryable=False)
-    if isinstance(exc, (Retryable, Fatal)):
+    if isinstance(exc, HandlerFailure):
         return fail_request(ctx, exc.code, exc.message or str(exc),
-                            retryable=isinstance(exc, Retryable), details=exc.details)
+                            retryable=not isinstance(exc, Fatal), details=exc.details)
     details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     return fail_request(ctx, "handler_exception", f"{type(exc).__name__}: {exc}",
                         retryable=True, details=details[-8000:])

@@ -9,33 +9,49 @@ void Dispatcher::Enqueue(ReadyEntry entry) {
   absl::MutexLock lock(&mu_);
   QueueReady& q = ready_[entry.queue];
   q.name = entry.queue;
-  if (q.by_type[entry.type]
-          .insert(Key{entry.priority, entry.seq, std::move(entry.task_id),
-                      entry.since})
-          .second) {
+  Key key{entry.priority, entry.seq, std::move(entry.task_id), entry.since,
+          std::move(entry.type)};
+  if (q.by_type[key.type].insert(key).second) {
+    q.all.insert(std::move(key));
     ++q.size;
     q.since.insert(entry.since);
   }
   PumpLocked();
 }
 
-void Dispatcher::EraseReady(QueueReady& q, ReadySet& set,
-                            ReadySet::iterator it) {
-  auto since = q.since.find(it->since);
+bool Dispatcher::EraseReady(QueueReady& q, const Key& key) {
+  auto all = q.all.find(key);
+  if (all == q.all.end()) return false;
+  auto since = q.since.find(all->since);
   if (since != q.since.end()) q.since.erase(since);
-  set.erase(it);
+  auto t = q.by_type.find(all->type);
+  if (t != q.by_type.end()) {
+    t->second.erase(key);
+    // Type names come from clients: drop empty sets so they cannot pile up.
+    if (t->second.empty()) q.by_type.erase(t);
+  }
+  q.all.erase(all);
   --q.size;
+  return true;
+}
+
+void Dispatcher::MaybeForget(const std::string& queue) {
+  auto q = ready_.find(queue);
+  if (q == ready_.end()) return;
+  const QueueReady& r = q->second;
+  const QueueLimits& l = r.limits;
+  if (r.size == 0 && r.running == 0 && !l.paused && l.max_concurrency == 0 &&
+      l.max_dispatch_per_second == 0) {
+    ready_.erase(q);
+  }
 }
 
 void Dispatcher::Remove(const ReadyEntry& entry) {
   absl::MutexLock lock(&mu_);
   auto q = ready_.find(entry.queue);
   if (q == ready_.end()) return;
-  auto t = q->second.by_type.find(entry.type);
-  if (t == q->second.by_type.end()) return;
-  auto it = t->second.find(Key{entry.priority, entry.seq, entry.task_id, {}});
-  if (it != t->second.end()) EraseReady(q->second, t->second, it);
-  if (t->second.empty()) q->second.by_type.erase(t);
+  EraseReady(q->second, Key{entry.priority, entry.seq, entry.task_id, {}, {}});
+  MaybeForget(entry.queue);
 }
 
 void Dispatcher::AddWorker(std::shared_ptr<WorkerSession> worker) {
@@ -48,9 +64,11 @@ void Dispatcher::AddWorker(std::shared_ptr<WorkerSession> worker) {
 void Dispatcher::Forget(Slot& slot, const std::string& task_id) {
   auto it = slot.held.find(task_id);
   if (it == slot.held.end()) return;
-  auto q = ready_.find(it->second);
-  if (q != ready_.end() && q->second.running > 0) --q->second.running;
+  const std::string queue = std::move(it->second);
   slot.held.erase(it);
+  auto q = ready_.find(queue);
+  if (q != ready_.end() && q->second.running > 0) --q->second.running;
+  MaybeForget(queue);
 }
 
 std::vector<std::string> Dispatcher::RemoveWorker(const WorkerSession* worker) {
@@ -89,6 +107,7 @@ void Dispatcher::SetLimits(const std::string& queue, QueueLimits limits) {
   }
   q.limits = limits;
   PumpLocked();
+  MaybeForget(queue);
 }
 
 QueueStats Dispatcher::Stats(const std::string& queue) const {
@@ -166,22 +185,22 @@ bool Dispatcher::MayDispatch(QueueReady& q, absl::Time now) {
   return false;
 }
 
-Dispatcher::ReadySet* Dispatcher::BestFor(const Slot& slot, absl::Time now,
-                                          QueueReady** queue_out) {
-  ReadySet* best = nullptr;
+const Dispatcher::Key* Dispatcher::BestFor(const Slot& slot, absl::Time now,
+                                           QueueReady** queue_out) {
+  const Key* best = nullptr;
   for (const std::string& queue : slot.worker->queues) {
     auto q = ready_.find(queue);
     if (q == ready_.end() || q->second.size == 0) continue;
     if (!MayDispatch(q->second, now)) continue;
-    auto consider = [&](ReadySet& set) {
+    auto consider = [&](const ReadySet& set) {
       if (set.empty()) return;
-      if (best == nullptr || *set.begin() < *best->begin()) {
-        best = &set;
+      if (best == nullptr || *set.begin() < *best) {
+        best = &*set.begin();
         *queue_out = &q->second;
       }
     };
     if (slot.worker->types.empty()) {
-      for (auto& [type, set] : q->second.by_type) consider(set);
+      consider(q->second.all);  // every type: one lookup, however many
     } else {
       for (const std::string& type : slot.worker->types) {
         auto t = q->second.by_type.find(type);
@@ -198,39 +217,35 @@ void Dispatcher::PumpLocked() {
     // The least loaded worker (by fraction of its credit in use) that has
     // credit and a task it may take.
     Slot* chosen = nullptr;
-    ReadySet* set = nullptr;
+    const Key* best = nullptr;
     QueueReady* queue = nullptr;
     double chosen_load = 2.0;
-    for (auto& [key, slot] : slots_) {
+    for (auto& [session, slot] : slots_) {
       int held = static_cast<int>(slot.held.size());
       if (held >= slot.worker->concurrency) continue;
+      // A worker that does not read its stream gets nothing more until its
+      // outbox drains (its sink then asks for a Pump).
+      if (slot.worker->sink->Congested()) continue;
       double load = static_cast<double>(held) / slot.worker->concurrency;
       if (load >= chosen_load) continue;
       QueueReady* q = nullptr;
-      ReadySet* s = BestFor(slot, now, &q);
-      if (s == nullptr) continue;
+      const Key* k = BestFor(slot, now, &q);
+      if (k == nullptr) continue;
       chosen = &slot;
       chosen_load = load;
-      set = s;
+      best = k;
       queue = q;
     }
     if (chosen == nullptr) return;
-    Key key = *set->begin();
-    EraseReady(*queue, *set, set->begin());
-    if (set->empty()) {
-      // Type names come from clients: drop empty sets so they cannot pile up.
-      for (auto it = queue->by_type.begin(); it != queue->by_type.end();) {
-        if (it->second.empty()) {
-          queue->by_type.erase(it++);
-        } else {
-          ++it;
-        }
-      }
-    }
+    Key key = *best;
+    EraseReady(*queue, key);
+    const std::string name = queue->name;
     if (start_(key.task_id, chosen->worker)) {
       ++queue->running;
       if (queue->limits.max_dispatch_per_second > 0) queue->tokens -= 1.0;
-      chosen->held.emplace(std::move(key.task_id), queue->name);
+      chosen->held.emplace(std::move(key.task_id), name);
+    } else {
+      MaybeForget(name);  // a stale entry was the queue's last
     }
   }
 }

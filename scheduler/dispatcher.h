@@ -2,8 +2,13 @@
 // which PENDING task.
 //
 // Ready tasks are kept per (queue, type) ordered by priority (9 first), then
-// FIFO. A worker serves a set of queues and either every type or a listed
-// set; it holds at most `concurrency` unfinished assignments (its credit).
+// FIFO, and per queue across all types, so a worker serving every type finds
+// its task at the same cost however many types a queue has. A worker serves
+// a set of queues and either every type or a listed set; it holds at most
+// `concurrency` unfinished assignments (its credit), and gets nothing while
+// its sink reports itself congested (a worker that does not read). Queues
+// with nothing ready, running or configured are forgotten: their names come
+// from clients.
 // Whenever tasks or credit appear, Pump() repeatedly gives the least loaded
 // worker with credit the best task it can serve, so strict priority holds
 // within a queue and load spreads across workers.
@@ -115,6 +120,7 @@ class Dispatcher {
     uint64_t seq;
     std::string task_id;
     absl::Time since;  // not part of the order
+    std::string type;  // not part of the order
     bool operator<(const Key& o) const {
       if (priority != o.priority) return priority > o.priority;
       if (seq != o.seq) return seq < o.seq;
@@ -125,6 +131,7 @@ class Dispatcher {
   struct QueueReady {
     std::string name;
     absl::flat_hash_map<std::string, ReadySet> by_type;
+    ReadySet all;  // every entry of every type
     size_t size = 0;
     std::multiset<absl::Time> since;  // of the ready entries
     QueueLimits limits;
@@ -142,12 +149,15 @@ class Dispatcher {
   // True when `q` may dispatch one more task now; refills its bucket.
   bool MayDispatch(QueueReady& q, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void EraseReady(QueueReady& q, ReadySet& set, ReadySet::iterator it)
+  // Removes `key` from `q` (both indexes); false when it was not there.
+  bool EraseReady(QueueReady& q, const Key& key)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops `q` when nothing is ready, running or configured there.
+  void MaybeForget(const std::string& queue) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Forget(Slot& slot, const std::string& task_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The best ready set `slot` may take from, or nullptr.
-  ReadySet* BestFor(const Slot& slot, absl::Time now, QueueReady** queue_out)
+  // The best ready entry `slot` may take, or nullptr.
+  const Key* BestFor(const Slot& slot, absl::Time now, QueueReady** queue_out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const StartFn start_;

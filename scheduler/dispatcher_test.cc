@@ -1,12 +1,14 @@
 #include "scheduler/dispatcher.h"
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
@@ -21,6 +23,9 @@ class RecordingSink final : public WorkerSink {
     absl::MutexLock lock(&mu_);
     messages_.push_back(std::move(message));
   }
+  bool Congested() const override { return congested.load(); }
+  std::atomic<bool> congested{false};
+
   std::vector<std::string> AssignedIds() const {
     absl::MutexLock lock(&mu_);
     std::vector<std::string> ids;
@@ -294,6 +299,66 @@ TEST_F(DispatcherTest, RemoveTakesAnEntryOutOfTheReadyQueue) {
   EXPECT_EQ(dispatcher_.ReadyCount("q"), 1u);
   dispatcher_.AddWorker(Worker("w", {"q"}, {}, 5));
   EXPECT_EQ(StartedIds(), (std::vector<std::string>{"b"}));
+}
+
+// Issue 10, defect 7: a worker that does not read gets nothing more until
+// its sink has drained, then dispatch resumes.
+TEST_F(DispatcherTest, ACongestedWorkerGetsNothingUntilItDrains) {
+  auto slow = Worker("slow", {"q"}, {}, 100);
+  dispatcher_.AddWorker(slow);
+  Enqueue("a");
+  sinks_["slow"]->congested = true;
+  Enqueue("b");
+  Enqueue("c");
+  EXPECT_EQ(StartedIds(), std::vector<std::string>({"a"}));
+  EXPECT_EQ(dispatcher_.ReadyCount("q"), 2u);
+  sinks_["slow"]->congested = false;
+  dispatcher_.Pump();  // what Engine::WorkerDrained does
+  EXPECT_EQ(StartedIds(), std::vector<std::string>({"a", "b", "c"}));
+}
+
+// Queue and type names come from clients: nothing of them is kept once a
+// queue has nothing ready, running or configured.
+TEST_F(DispatcherTest, IdleQueuesAndTypesAreForgotten) {
+  for (int i = 0; i < 1000; ++i) {
+    dispatcher_.Enqueue(ReadyEntry{absl::StrCat("q", i), absl::StrCat("t", i),
+                                   0, ++seq_, absl::StrCat("id", i)});
+  }
+  EXPECT_EQ(dispatcher_.KnownQueues().size(), 1000u);
+  for (int i = 0; i < 1000; ++i) {
+    dispatcher_.Remove(ReadyEntry{absl::StrCat("q", i), absl::StrCat("t", i),
+                                  0, seq_ - 999 + i, absl::StrCat("id", i)});
+  }
+  EXPECT_TRUE(dispatcher_.KnownQueues().empty());
+  // A queue that ran tasks is forgotten once they are released too.
+  auto w = Worker("w", {"busy"}, {}, 10);
+  dispatcher_.AddWorker(w);
+  Enqueue("x", "busy");
+  ASSERT_EQ(StartedIds(), std::vector<std::string>({"x"}));
+  dispatcher_.Release(w.get(), "x");
+  dispatcher_.RemoveWorker(w.get());
+  EXPECT_TRUE(dispatcher_.KnownQueues().empty());
+  // Settings keep a queue; clearing them lets it go.
+  dispatcher_.SetLimits("paused", QueueLimits{true, 0, 0});
+  EXPECT_EQ(dispatcher_.KnownQueues().size(), 1u);
+  dispatcher_.SetLimits("paused", QueueLimits{});
+  EXPECT_TRUE(dispatcher_.KnownQueues().empty());
+}
+
+// Strict priority across types holds with many distinct types, for workers
+// of every type and of listed types alike.
+TEST_F(DispatcherTest, PriorityAcrossManyTypes) {
+  for (int i = 0; i < 10000; ++i) {
+    Enqueue(absl::StrCat("t", i), "q", absl::StrCat("type", i), i % 9);
+  }
+  Enqueue("top", "q", "type-last", 9);
+  auto all = Worker("all", {"q"}, {}, 1);
+  dispatcher_.AddWorker(all);
+  EXPECT_EQ(StartedIds(), std::vector<std::string>({"top"}));
+  auto listed = Worker("listed", {"q"}, {"type7", "type17"}, 2);
+  dispatcher_.AddWorker(listed);
+  EXPECT_EQ(StartedOn("listed"), std::vector<std::string>({"t17", "t7"}));
+  EXPECT_EQ(dispatcher_.ReadyCount("q"), 9998u);
 }
 
 }  // namespace

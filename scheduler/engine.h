@@ -208,6 +208,8 @@ class Engine {
   // Messages from a worker. Stale leases are ignored (OK); malformed
   // messages are INVALID_ARGUMENT naming the field.
   absl::Status Heartbeat(WorkerSession& worker);
+  // A worker's sink stopped being congested: dispatch again.
+  void WorkerDrained() { dispatcher_.Pump(); }
   absl::Status Progress(WorkerSession& worker, const v1::ProgressUpdate& msg);
   absl::Status Complete(WorkerSession& worker, const v1::Complete& msg);
   absl::Status Fail(WorkerSession& worker, const v1::Fail& msg);

@@ -2,6 +2,7 @@
 #ifndef TASKD_SCHEDULER_ENGINE_INTERNAL_H_
 #define TASKD_SCHEDULER_ENGINE_INTERNAL_H_
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <map>
@@ -86,7 +87,13 @@ struct Engine::Shard {
       ABSL_GUARDED_BY(mu);
 
   void Count(const v1::Task& t, int delta) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    counts[t.spec().queue()][t.state()] += delta;
+    auto& per_state = counts[t.spec().queue()];
+    per_state[t.state()] += delta;
+    // Queue names come from clients: a queue with no task here is forgotten.
+    if (delta < 0 && std::all_of(per_state.begin(), per_state.end(),
+                                 [](int64_t n) { return n == 0; })) {
+      counts.erase(t.spec().queue());
+    }
   }
 };
 

@@ -23,6 +23,11 @@ class WorkerSink {
  public:
   virtual ~WorkerSink() = default;
   virtual void Send(v1::WorkResponse message) = 0;
+  // True while messages wait unsent beyond the sink's budget (the worker
+  // does not read): the dispatcher then assigns it nothing more. Called
+  // under engine locks; must not block. A sink that stops being congested
+  // asks the engine to dispatch again (Engine::WorkerDrained).
+  virtual bool Congested() const { return false; }
 };
 
 struct WorkerSession {

@@ -35,6 +35,12 @@ ABSL_FLAG(int64_t, max_tasks, 2'000'000,
           "tasks held at once (any state); submits beyond are refused");
 ABSL_FLAG(int64_t, event_log_capacity, 1 << 16,
           "events retained for Stream replay");
+ABSL_FLAG(int64_t, event_log_bytes, 64 << 20,
+          "bytes the events retained for Stream replay may take; the oldest "
+          "go first");
+ABSL_FLAG(int64_t, worker_outbox_bytes, 64 << 20,
+          "bytes of messages one worker may have waiting unsent before it "
+          "is assigned nothing more (a worker that does not read)");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
           "how long shutdown waits for calls in flight");
 ABSL_FLAG(std::string, durability, "sync",
@@ -132,11 +138,14 @@ int main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_max_payload_bytes) <= 0 ||
       absl::GetFlag(FLAGS_max_tasks) <= 0 ||
       absl::GetFlag(FLAGS_event_log_capacity) <= 0 ||
+      absl::GetFlag(FLAGS_event_log_bytes) <= 0 ||
+      absl::GetFlag(FLAGS_worker_outbox_bytes) <= 0 ||
       absl::GetFlag(FLAGS_threads) < 0 ||
       absl::GetFlag(FLAGS_metrics_max_queues) < 1) {
     std::fprintf(stderr,
                  "taskd: --max_payload_bytes, --max_tasks, "
-                 "--event_log_capacity and --metrics_max_queues must be "
+                 "--event_log_capacity, --event_log_bytes, "
+                 "--worker_outbox_bytes and --metrics_max_queues must be "
                  "positive, --threads >= 0\n");
     return 2;
   }
@@ -160,6 +169,10 @@ int main(int argc, char** argv) {
       absl::GetFlag(FLAGS_heartbeat_timeout);
   options.engine.max_tasks = absl::GetFlag(FLAGS_max_tasks);
   options.engine.event_log_capacity = absl::GetFlag(FLAGS_event_log_capacity);
+  options.engine.event_log_bytes =
+      static_cast<size_t>(absl::GetFlag(FLAGS_event_log_bytes));
+  options.worker_outbox_bytes =
+      static_cast<size_t>(absl::GetFlag(FLAGS_worker_outbox_bytes));
   options.durability = absl::GetFlag(FLAGS_durability);
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
   options.compact_interval = absl::GetFlag(FLAGS_compact_interval);

@@ -100,7 +100,8 @@ absl::Status TaskdServer::OpenAndRecover() {
   queue_handlers_ =
       std::make_unique<QueueServiceHandlers>(engine_.get(), &queue_service_);
   worker_handlers_ =
-      std::make_unique<WorkerServiceHandlers>(engine_.get(), &worker_service_);
+      std::make_unique<WorkerServiceHandlers>(engine_.get(), &worker_service_,
+                                              options_.worker_outbox_bytes);
   return absl::OkStatus();
 }
 

@@ -45,6 +45,9 @@ struct ServerOptions {
   std::string data_dir = "./taskd-data";
   // How often deleted records' space is reclaimed.
   absl::Duration compact_interval = absl::Minutes(10);
+  // Messages one worker may have waiting unsent before it is assigned
+  // nothing more (a worker that does not read its stream).
+  size_t worker_outbox_bytes = 64 << 20;
   // Periodic schedules (ScheduleService).
   ScheduleTableOptions schedules;
   // Called once if a storage write fails; the default prints the error and

@@ -1,5 +1,6 @@
 #include "services/worker_service.h"
 
+#include <atomic>
 #include <deque>
 #include <memory>
 #include <utility>
@@ -13,8 +14,11 @@ namespace taskd {
 // One worker's stream. Reads are sequential (one Read in flight), so engine
 // calls made for incoming messages never overlap. Outgoing messages come
 // from engine threads through Send(); only one Write is in flight at a time
-// and the rest wait in `outbox_`, which is bounded by the worker's
-// concurrency (assignments) plus one cancel notice per assignment.
+// and the rest wait in `outbox_`. The outbox is bounded in bytes: past the
+// handlers' budget the sink reports itself Congested and the dispatcher
+// assigns nothing more (cancel notices still queue; they are small and at
+// most one per held task); once the worker has read it down to half the
+// budget, the engine is asked to dispatch again.
 //
 // Lock order: session_mu_ -> engine locks -> mu_ (Send is called under
 // engine locks), so no engine method is ever called with mu_ held.
@@ -58,14 +62,26 @@ class WorkCall final : public RefCountedCall, public WorkerSink {
         }
         break;
       case kWrite: {
-        absl::MutexLock lock(&mu_);
-        write_in_flight_ = false;
-        if (!ok) outbox_.clear();  // the stream is broken; the read fails too
-        if (finished_) {
-          StartFinishLocked();
-        } else if (!outbox_.empty()) {
-          StartWriteLocked();
+        bool drained = false;
+        {
+          absl::MutexLock lock(&mu_);
+          write_in_flight_ = false;
+          outbox_bytes_ -= in_flight_bytes_;
+          in_flight_bytes_ = 0;
+          if (!ok) ClearOutboxLocked();  // broken stream; the read fails too
+          if (finished_) {
+            StartFinishLocked();
+          } else if (!outbox_.empty()) {
+            StartWriteLocked();
+          }
+          if (congested_.load() &&
+              outbox_bytes_ <= handlers_->outbox_bytes() / 2) {
+            congested_.store(false);
+            drained = !finished_;
+          }
         }
+        // Outside mu_: dispatching calls Send, which takes it.
+        if (drained) handlers_->engine()->WorkerDrained();
         break;
       }
       case kDone:
@@ -90,9 +106,13 @@ class WorkCall final : public RefCountedCall, public WorkerSink {
   void Send(v1::WorkResponse message) override {
     absl::MutexLock lock(&mu_);
     if (finished_) return;
+    outbox_bytes_ += message.ByteSizeLong();
     outbox_.push_back(std::move(message));
+    if (outbox_bytes_ > handlers_->outbox_bytes()) congested_.store(true);
     if (!write_in_flight_) StartWriteLocked();
   }
+
+  bool Congested() const override { return congested_.load(); }
 
   // Ends the stream with UNAVAILABLE (shutdown). The pending Read then fails
   // and the session is ended as usual.
@@ -195,8 +215,16 @@ class WorkCall final : public RefCountedCall, public WorkerSink {
   void StartWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     write_in_flight_ = true;
     Ref();
-    stream_.Write(outbox_.front(), &write_tag_);
+    // The message must outlive the write: it moves to `writing_`.
+    writing_ = std::move(outbox_.front());
     outbox_.pop_front();
+    in_flight_bytes_ = writing_.ByteSizeLong();
+    stream_.Write(writing_, &write_tag_);
+  }
+
+  void ClearOutboxLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    outbox_.clear();
+    outbox_bytes_ = in_flight_bytes_;
   }
 
   void FinishLocked(const absl::Status& status)
@@ -204,7 +232,7 @@ class WorkCall final : public RefCountedCall, public WorkerSink {
     if (finished_) return;
     finished_ = true;
     final_status_ = status;
-    outbox_.clear();
+    ClearOutboxLocked();
     if (!write_in_flight_) StartFinishLocked();
   }
 
@@ -236,6 +264,10 @@ class WorkCall final : public RefCountedCall, public WorkerSink {
   std::shared_ptr<WorkerSession> session_ ABSL_GUARDED_BY(session_mu_);
 
   std::deque<v1::WorkResponse> outbox_ ABSL_GUARDED_BY(mu_);
+  v1::WorkResponse writing_ ABSL_GUARDED_BY(mu_);  // the write in flight
+  size_t outbox_bytes_ ABSL_GUARDED_BY(mu_) = 0;     // queued + in flight
+  size_t in_flight_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  std::atomic<bool> congested_{false};
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool finish_started_ ABSL_GUARDED_BY(mu_) = false;

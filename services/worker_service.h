@@ -20,9 +20,12 @@ class WorkCall;
 
 class WorkerServiceHandlers final {
  public:
+  // `outbox_bytes`: messages one worker may have waiting unsent before the
+  // dispatcher stops assigning it more (a worker that does not read).
   WorkerServiceHandlers(Engine* engine,
-                        v1::WorkerService::AsyncService* service)
-      : engine_(engine), service_(service) {}
+                        v1::WorkerService::AsyncService* service,
+                        size_t outbox_bytes = 64 << 20)
+      : engine_(engine), service_(service), outbox_bytes_(outbox_bytes) {}
 
   // Posts a waiting Work handler on `cq`.
   void Arm(grpc::ServerCompletionQueue* cq);
@@ -31,6 +34,7 @@ class WorkerServiceHandlers final {
   void CloseAll() ABSL_LOCKS_EXCLUDED(mu_);
 
   Engine* engine() const { return engine_; }
+  size_t outbox_bytes() const { return outbox_bytes_; }
   v1::WorkerService::AsyncService* service() const { return service_; }
 
   // Registry of live streams, used by WorkCall.
@@ -40,6 +44,7 @@ class WorkerServiceHandlers final {
  private:
   Engine* const engine_;
   v1::WorkerService::AsyncService* const service_;
+  const size_t outbox_bytes_;
 
   absl::Mutex mu_;
   absl::flat_hash_set<WorkCall*> live_ ABSL_GUARDED_BY(mu_);

@@ -1,6 +1,7 @@
 #!/bin/bash
-# Runs some of the Node package's test files (the arguments, relative to the
-# package) with `node --test`, against the taskd binary from the runfiles.
+# Runs Node test files (the arguments: relative to the package, or absolute)
+# with `node --test`, against the taskd binary from the runfiles. Also used
+# by tests/cross_language/run.sh.
 #
 # The test is tagged `local`: node_modules is not a Bazel input, it stays in
 # the package's source folder (`make node-deps` = npm ci), found here by
@@ -15,5 +16,6 @@ if [[ ! -d "${pkg}/node_modules/@grpc/grpc-js" ]]; then
 fi
 export TASKD_BIN="${runfiles}/services/taskd"
 export TASKD_API_PROTO="${runfiles}/api/taskd/v1/taskd.proto"
+export TASKD_NODE_PACKAGE="${pkg}"
 cd "${pkg}"
 exec node --test --test-reporter=spec "$@"

@@ -86,7 +86,7 @@ test.after(async () => {
     child.kill('SIGTERM');
     await deadline(child.exited, STEP_MS, 'a worker to exit');
   }
-  await server.stop();
+  assert.equal(await server.stop(), 0, `taskd exits cleanly on SIGTERM; its log:\n${server.log()}`);
 });
 
 test('Python submits, a Node worker runs it, C++ awaits the result', async () => {

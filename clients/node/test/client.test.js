@@ -7,20 +7,11 @@ const {
   Client, Worker, TaskState, EventType, isTerminal, TaskdError, UnavailableError,
   TaskFailedError, TaskCancelledError, AwaitTimeoutError,
 } = require('..');
-const { startTaskd, deadline, latch } = require('./harness');
+const { startTaskd, withSharedTaskd, deadline, latch } = require('./harness');
 
 let server;
 let client;
-
-test.before(async () => {
-  server = await startTaskd();
-  client = new Client({ target: server.target });
-});
-
-test.after(async () => {
-  client.close();
-  assert.equal(await server.stop(), 0, 'taskd exits cleanly on SIGTERM');
-});
+withSharedTaskd((s, c) => { server = s; client = c; });
 
 // A worker on its own queue; the test's handlers decide outcomes.
 async function withWorker(queue, handlers, fn, options = {}) {

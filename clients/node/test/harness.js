@@ -6,6 +6,7 @@
 const path = require('node:path');
 const { spawn } = require('node:child_process');
 const { once } = require('node:events');
+const { Client } = require('..');
 
 const SOURCE_ROOT = path.resolve(__dirname, '..', '..', '..');
 const START_TIMEOUT_MS = 15_000;
@@ -22,7 +23,7 @@ async function startTaskd(extraArgs = []) {
   const port = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`taskd did not report its port within ${START_TIMEOUT_MS} ms:\n${log}`)), START_TIMEOUT_MS);
     const onData = (chunk) => {
-      log += chunk;
+      log = (log + chunk).slice(-(64 << 10));
       const m = /serving on \S+ \(port (\d+)\)/.exec(log);
       if (m) { clearTimeout(timer); resolve(Number(m[1])); }
     };
@@ -31,13 +32,13 @@ async function startTaskd(extraArgs = []) {
     proc.on('error', (err) => { clearTimeout(timer); reject(err); });
     proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`taskd exited (${code}) before serving:\n${log}`)); });
   });
-  proc.stdout.resume();
-  proc.stderr.resume();
   const exited = once(proc, 'exit');
   return {
     port,
     target: `127.0.0.1:${port}`,
     proc,
+    // Everything taskd wrote so far (for failure messages).
+    log: () => log,
     // SIGTERM (graceful) and wait for the exit; resolves to the exit code.
     async stop(signal = 'SIGTERM') {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
@@ -45,6 +46,25 @@ async function startTaskd(extraArgs = []) {
       return code === null ? sig : code;
     },
   };
+}
+
+// One taskd and a Client on it for a whole test file: started before its
+// tests, stopped after them (taskd must exit 0 on SIGTERM). `use(server,
+// client)` receives them once started.
+function withSharedTaskd(use) {
+  const test = require('node:test');
+  const assert = require('node:assert/strict');
+  let server;
+  let client;
+  test.before(async () => {
+    server = await startTaskd();
+    client = new Client({ target: server.target });
+    use(server, client);
+  });
+  test.after(async () => {
+    client.close();
+    assert.equal(await server.stop(), 0, `taskd exits cleanly on SIGTERM; its log:\n${server.log()}`);
+  });
 }
 
 // Resolves with `promise`, or rejects after ms naming `what`.
@@ -63,4 +83,4 @@ function latch() {
   return { promise, resolve };
 }
 
-module.exports = { startTaskd, deadline, latch, SOURCE_ROOT, taskdBinary };
+module.exports = { startTaskd, withSharedTaskd, deadline, latch, SOURCE_ROOT, taskdBinary };

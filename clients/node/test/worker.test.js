@@ -7,20 +7,11 @@ const path = require('node:path');
 const { spawn } = require('node:child_process');
 const { once } = require('node:events');
 const { Client, Worker, TaskState, TaskFailure, UnavailableError } = require('..');
-const { startTaskd, deadline, latch } = require('./harness');
+const { startTaskd, withSharedTaskd, deadline, latch } = require('./harness');
 
 let server;
 let client;
-
-test.before(async () => {
-  server = await startTaskd();
-  client = new Client({ target: server.target });
-});
-
-test.after(async () => {
-  client.close();
-  await server.stop();
-});
+withSharedTaskd((s, c) => { server = s; client = c; });
 
 function startWorker(queue, handlers, options = {}) {
   const worker = new Worker({ target: server.target, queues: [queue], handleSignals: false, ...options });
@@ -229,10 +220,10 @@ test('a lost server: run() rejects with UnavailableError, or reconnects', async 
   const strict = new Worker({ target: lone.target, reconnect: false, handleSignals: false }).handle('x', () => '');
   const patient = new Worker({ target: lone.target, handleSignals: false, queues: ['q-back'] }).handle('x', () => 'after restart');
   const disconnected = once(patient, 'disconnected');
-  const strictRun = strict.run();
+  const strictOutcome = strict.run().then(() => null, (e) => e); // settles during the kill
   const patientRun = patient.run();
   await lone.stop('SIGKILL');
-  const err = await deadline(strictRun.then(() => null, (e) => e), 10_000, 'run() to reject');
+  const err = await deadline(strictOutcome, 10_000, 'run() to reject');
   assert.ok(err instanceof UnavailableError, `got ${err}`);
   assert.match(err.message, /unavailable/);
   const [why] = await deadline(disconnected, 10_000, 'the disconnected event');

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PACKAGE_ROOT = os.path.dirname(HERE)
@@ -233,7 +233,6 @@ def celery_end_to_end(url: str, n: int, batched: bool, concurrency: int) -> floa
         return timed(n, body)
     finally:
         stop(worker)
-        del module
         gc.collect()  # Celery results hold Redis connections; drop them now
 
 

@@ -29,10 +29,11 @@ import grpc
 import grpc.aio
 
 from taskd._loop import quiet_grpc_poller
-from taskd.client import DEFAULT_TARGET, SpecLike, TaskRef, parse_states, to_spec
+from taskd.client import (DEFAULT_TARGET, SpecLike, TaskRef, check_client_options,
+                          check_limit, list_request, stream_request, to_spec)
 from taskd.errors import TaskdError, from_rpc_error
-from taskd.futures import CompletionBook, await_request, is_terminal, outcome
-from taskd.spec import Payload, SubmitOptions, build_spec, check_batch, check_queue, task_id
+from taskd.futures import CompletionBook, TaskRecord, await_request, is_terminal, outcome
+from taskd.spec import Payload, SubmitOptions, build_spec, check_batch, task_id
 
 if TYPE_CHECKING:
     from typing import Unpack
@@ -50,7 +51,7 @@ async def call_rpc(name: str, call: Awaitable[T]) -> T:
         raise from_rpc_error(exc, name) from None
 
 
-class TaskHandle(asyncio.Future):
+class TaskHandle(TaskRecord, asyncio.Future):
     """The asyncio future of one task: ``await handle`` gives its result.
 
     The result is the task's result bytes (or the decoded value); a failed
@@ -69,14 +70,8 @@ class TaskHandle(asyncio.Future):
                  decode: Optional[Callable[[bytes], Any]] = None,
                  deduplicated: bool = False) -> None:
         super().__init__()
-        self.id: str = task.id
-        self.task: pb.Task = task
-        self.deduplicated = deduplicated
+        self._bind(task, decode, deduplicated)
         self._client = client
-        self._decode = decode
-
-    def __repr__(self) -> str:
-        return f"<TaskHandle {self.id} {pb.TaskState.Name(self.task.state)}>"
 
     async def cancel_task(self, reason: str = "") -> bool:
         """Cancels the task on the server (see ``taskd.Client.cancel``).
@@ -196,13 +191,7 @@ class Client:
     def __init__(self, target: str = DEFAULT_TARGET, *, rpc_timeout: float = 30.0,
                  reconnect_timeout: float = 30.0,
                  options: Sequence[Tuple[str, Any]] = ()) -> None:
-        if not isinstance(target, str) or not target:
-            raise TypeError("target: expected 'host:port'")
-        if rpc_timeout <= 0:
-            raise ValueError(f"rpc_timeout: must be > 0, got {rpc_timeout!r}")
-        if reconnect_timeout <= 0:
-            raise ValueError(f"reconnect_timeout: must be > 0, got {reconnect_timeout!r}")
-        self.target = target
+        self.target = check_client_options(target, rpc_timeout, reconnect_timeout)
         self._rpc_timeout = rpc_timeout
         self._channel = grpc.aio.insecure_channel(target, options=list(options))
         self._stub = pb_grpc.TaskServiceStub(self._channel)
@@ -270,12 +259,8 @@ class Client:
                    states: Optional[Iterable[Union[int, str]]] = None,
                    limit: Optional[int] = 100) -> List[pb.Task]:
         """Tasks, oldest first, at most ``limit`` (as :meth:`taskd.Client.list`)."""
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
-                                  or limit < 1):
-            raise ValueError(f"limit: must be a positive int or None, got {limit!r}")
-        request = pb.ListTasksRequest(page_size=500, states=parse_states(states))
-        if queue is not None:
-            request.queue = check_queue(queue)
+        check_limit(limit)
+        request = list_request(queue, states, 500)
         out: List[pb.Task] = []
         while True:
             response = await call_rpc("ListTasks", self._stub.ListTasks(
@@ -306,17 +291,7 @@ class Client:
         ``queue``, else for every task; ``from_sequence`` > 0 replays.
         Leaving the loop early ends the call.
         """
-        request = pb.StreamRequest(include_payloads=bool(include_payloads))
-        if ids is not None:
-            if isinstance(ids, (str, bytes)):
-                raise TypeError("ids: expected a list of task ids, got a single string")
-            request.ids.extend(task_id(i, "ids") for i in ids)
-        if queue is not None:
-            request.queue = check_queue(queue)
-        if isinstance(from_sequence, bool) or not isinstance(from_sequence, int) \
-                or from_sequence < 0:
-            raise ValueError(f"from_sequence: must be an int >= 0, got {from_sequence!r}")
-        request.from_sequence = from_sequence
+        request = stream_request(ids, queue, from_sequence, include_payloads)
         call = self._stub.Stream(request)
         try:
             async for event in call:

@@ -48,6 +48,18 @@ def call_rpc(name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         raise
 
 
+def check_client_options(target: object, rpc_timeout: float,
+                         reconnect_timeout: float) -> str:
+    """Checks the arguments both clients take; returns the target."""
+    if not isinstance(target, str) or not target:
+        raise TypeError("target: expected 'host:port'")
+    if rpc_timeout <= 0:
+        raise ValueError(f"rpc_timeout: must be > 0, got {rpc_timeout!r}")
+    if reconnect_timeout <= 0:
+        raise ValueError(f"reconnect_timeout: must be > 0, got {reconnect_timeout!r}")
+    return target
+
+
 def to_spec(item: SpecLike, index: int) -> pb.TaskSpec:
     """A TaskSpec from one element of a submit_many list."""
     if isinstance(item, pb.TaskSpec):
@@ -65,6 +77,39 @@ def to_spec(item: SpecLike, index: int) -> pb.TaskSpec:
         raise type(exc)(f"tasks[{index}]: {exc}") from None
     raise TypeError(f"tasks[{index}]: expected a TaskSpec, a dict of submit() "
                     f"arguments or a (type, payload) tuple, got {type(item).__name__}")
+
+
+def stream_request(ids: Optional[Iterable[TaskRef]], queue: Optional[str],
+                   from_sequence: int, include_payloads: bool) -> pb.StreamRequest:
+    """A checked StreamRequest (see :meth:`Client.stream`)."""
+    request = pb.StreamRequest(include_payloads=bool(include_payloads))
+    if ids is not None:
+        if isinstance(ids, (str, bytes)):
+            raise TypeError("ids: expected a list of task ids, got a single string")
+        request.ids.extend(task_id(i, "ids") for i in ids)
+    if queue is not None:
+        request.queue = check_queue(queue)
+    if isinstance(from_sequence, bool) or not isinstance(from_sequence, int) \
+            or from_sequence < 0:
+        raise ValueError(f"from_sequence: must be an int >= 0, got {from_sequence!r}")
+    request.from_sequence = from_sequence
+    return request
+
+
+def list_request(queue: Optional[str], states: Optional[Iterable[Union[int, str]]],
+                 page_size: int) -> pb.ListTasksRequest:
+    """A checked ListTasksRequest."""
+    request = pb.ListTasksRequest(page_size=page_size, states=parse_states(states))
+    if queue is not None:
+        request.queue = check_queue(queue)
+    return request
+
+
+def check_limit(limit: Optional[int]) -> None:
+    """``limit`` of list(): a positive int or None."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                              or limit < 1):
+        raise ValueError(f"limit: must be a positive int or None, got {limit!r}")
 
 
 def parse_states(states: Optional[Iterable[Union[int, str]]]) -> List[int]:
@@ -130,13 +175,7 @@ class Client:
     def __init__(self, target: str = DEFAULT_TARGET, *, rpc_timeout: float = 30.0,
                  reconnect_timeout: float = 30.0,
                  options: Sequence[Tuple[str, Any]] = ()) -> None:
-        if not isinstance(target, str) or not target:
-            raise TypeError("target: expected 'host:port'")
-        if rpc_timeout <= 0:
-            raise ValueError(f"rpc_timeout: must be > 0, got {rpc_timeout!r}")
-        if reconnect_timeout <= 0:
-            raise ValueError(f"reconnect_timeout: must be > 0, got {reconnect_timeout!r}")
-        self.target = target
+        self.target = check_client_options(target, rpc_timeout, reconnect_timeout)
         self._rpc_timeout = rpc_timeout
         self._channel = grpc.insecure_channel(target, options=list(options))
         self._stub = pb_grpc.TaskServiceStub(self._channel)
@@ -242,9 +281,7 @@ class Client:
         ``states`` filters by state: names like ``"pending"`` or TaskState values.
         Payloads and results are not included (use :meth:`get`).
         """
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
-                                  or limit < 1):
-            raise ValueError(f"limit: must be a positive int or None, got {limit!r}")
+        check_limit(limit)
         out: List[pb.Task] = []
         for task in self.iter_tasks(queue=queue, states=states):
             out.append(task)
@@ -256,9 +293,7 @@ class Client:
                    states: Optional[Iterable[Union[int, str]]] = None,
                    page_size: int = 500) -> Iterator[pb.Task]:
         """Every matching task, fetching one page at a time."""
-        request = pb.ListTasksRequest(page_size=page_size, states=parse_states(states))
-        if queue is not None:
-            request.queue = check_queue(queue)
+        request = list_request(queue, states, page_size)
         while True:
             response = call_rpc("ListTasks", self._stub.ListTasks, request,
                                 timeout=self._rpc_timeout)
@@ -275,17 +310,7 @@ class Client:
         With ``ids`` the iteration ends once every listed task has finished.
         ``from_sequence`` > 0 replays from that event sequence number.
         """
-        request = pb.StreamRequest(include_payloads=bool(include_payloads))
-        if ids is not None:
-            if isinstance(ids, (str, bytes)):
-                raise TypeError("ids: expected a list of task ids, got a single string")
-            request.ids.extend(task_id(i, "ids") for i in ids)
-        if queue is not None:
-            request.queue = check_queue(queue)
-        if isinstance(from_sequence, bool) or not isinstance(from_sequence, int) \
-                or from_sequence < 0:
-            raise ValueError(f"from_sequence: must be an int >= 0, got {from_sequence!r}")
-        request.from_sequence = from_sequence
+        request = stream_request(ids, queue, from_sequence, include_payloads)
         call = call_rpc("Stream", self._stub.Stream, request)
         return EventStream(call)
 

@@ -65,7 +65,27 @@ def outcome(task: pb.Task, decode: Optional[Callable[[bytes], Any]]
         return None, exc
 
 
-class TaskFuture(concurrent.futures.Future):
+class TaskRecord:
+    """What TaskFuture and the asyncio TaskHandle share: the task's id, its
+    latest record, and how its result is decoded."""
+
+    id: str
+    task: pb.Task
+    deduplicated: bool
+    _decode: Optional[Callable[[bytes], Any]]
+
+    def _bind(self, task: pb.Task, decode: Optional[Callable[[bytes], Any]],
+              deduplicated: bool) -> None:
+        self.id = task.id
+        self.task = task
+        self.deduplicated = deduplicated
+        self._decode = decode
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.id} {pb.TaskState.Name(self.task.state)}>"
+
+
+class TaskFuture(TaskRecord, concurrent.futures.Future):
     """The future of one taskd task.
 
     ``result(timeout)`` returns the task's result bytes (or the decoded value
@@ -87,14 +107,8 @@ class TaskFuture(concurrent.futures.Future):
                  decode: Optional[Callable[[bytes], Any]] = None,
                  deduplicated: bool = False) -> None:
         super().__init__()
-        self.id: str = task.id
-        self.task: pb.Task = task
-        self.deduplicated = deduplicated
+        self._bind(task, decode, deduplicated)
         self._owner = owner
-        self._decode = decode
-
-    def __repr__(self) -> str:
-        return f"<TaskFuture {self.id} {pb.TaskState.Name(self.task.state)}>"
 
     def cancel(self, reason: str = "") -> bool:
         """Asks the server to cancel the task.

@@ -17,18 +17,6 @@ DEADLINE = 20.0
 
 
 class ClientTest(ServerMixin, unittest.TestCase):
-    client: taskd.Client
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        super().setUpClass()
-        cls.client = taskd.Client(cls.server.target)
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.client.close()
-        super().tearDownClass()
-
     def test_submit_result_get_list(self) -> None:
         with WorkerThread(echo_worker(self.server.target, "q-basic")):
             future = self.client.submit("upper", b"hello", queue="q-basic", priority=7,

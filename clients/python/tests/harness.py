@@ -153,17 +153,21 @@ __all__ = ["EXAMPLES", "PYTHON", "ServerMixin", "TaskdServer", "WorkerThread", "
 
 
 class ServerMixin:
-    """Starts one TaskdServer (``cls.server``) for a TestCase class."""
+    """Starts one TaskdServer (``cls.server``) and a sync client of it
+    (``cls.client``) for a TestCase class."""
 
     server: TaskdServer
+    client: "taskd.Client"
 
     @classmethod
     def setUpClass(cls) -> None:
         super().setUpClass()  # type: ignore[misc]
         cls.server = TaskdServer().start()
+        cls.client = taskd.Client(cls.server.target)
 
     @classmethod
     def tearDownClass(cls) -> None:
+        cls.client.close()
         cls.server.stop()
         super().tearDownClass()  # type: ignore[misc]
 

@@ -36,18 +36,6 @@ def first_event(client: taskd.Client, future: taskd.TaskFuture, kind: int,
 
 
 class WorkerTest(ServerMixin, unittest.TestCase):
-    client: taskd.Client
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        super().setUpClass()
-        cls.client = taskd.Client(cls.server.target)
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.client.close()
-        super().tearDownClass()
-
     def worker(self, queue: str, **options: object) -> taskd.Worker:
         return taskd.Worker(self.server.target, queues=[queue], **options)  # type: ignore[arg-type]
 

@@ -190,8 +190,21 @@ class Client {
     for (let i = 0; i < unique.length; i += MAX_AWAIT_IDS) chunks.push(unique.slice(i, i + MAX_AWAIT_IDS));
     const req = { mode, timeout: timeoutMs === undefined ? null : c.msToDuration(timeoutMs), includePayloads };
     const deadline = timeoutMs === undefined ? null : Date.now() + timeoutMs + AWAIT_DEADLINE_SLACK_MS;
-    const responses = await Promise.all(chunks.map((chunk) =>
-      this._unary('Await', { ...req, ids: chunk }, { deadline, signal })));
+    // One failed or aborted chunk ends the calls of the others.
+    const calls = new AbortController();
+    const onAbort = () => calls.abort(signal.reason);
+    if (signal) {
+      if (signal.aborted) throw errors.abortError(signal);
+      signal.addEventListener('abort', onAbort, { once: true });
+    }
+    let responses;
+    try {
+      responses = await Promise.all(chunks.map((chunk) =>
+        this._unary('Await', { ...req, ids: chunk }, { deadline, signal: calls.signal })
+          .catch((err) => { calls.abort(err); throw err; })));
+    } finally {
+      if (signal) signal.removeEventListener('abort', onAbort);
+    }
     const byId = new Map();
     for (const res of responses) for (const t of res.tasks) byId.set(t.id, c.taskFromProto(t));
     const tasks = list.map((id) => byId.get(id));

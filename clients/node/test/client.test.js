@@ -122,6 +122,16 @@ test('awaitAll takes more than 1000 ids', async () => {
   assert.ok(tasks.every((t) => t.state === TaskState.CANCELLED));
 });
 
+test('awaitAll over several calls fails as a whole when one call fails', async () => {
+  const specs = Array.from({ length: 1000 }, () => ({ type: 'never-served', queue: 'q-many' }));
+  const handles = await client.submitMany(specs);
+  const gone = handles[0].id.slice(0, -4) + (handles[0].id.endsWith('ZZZZ') ? 'YYYY' : 'ZZZZ');
+  const err = await deadline(client.awaitAll([...handles, gone]).then(() => null, (e) => e), 10_000, 'awaitAll to fail');
+  assert.ok(err instanceof TaskdError, `got ${err}`);
+  assert.equal(err.code, 'NOT_FOUND');
+  await Promise.all(handles.map((h) => h.cancel()));
+});
+
 test('submitMany is all or nothing and names the bad index', async () => {
   const err = await client.submitMany([{ type: 'ok' }, { type: 'bad type!' }]).then(() => null, (e) => e);
   assert.ok(err instanceof TaskdError);

@@ -72,6 +72,7 @@ class TaskdProcess {
   TaskdProcess& operator=(const TaskdProcess&) = delete;
 
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }
   std::string target() const;  // "127.0.0.1:<port>"
   const std::string& name() const { return options_.name; }
 

@@ -38,6 +38,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -285,9 +286,34 @@ std::string DefaultDir() {
   return tmp != nullptr && *tmp != '\0' ? tmp : "/tmp";
 }
 
-// One run against a fresh server started with `extra_flags`; nullopt when
+// CPU seconds (user + system) process `pid` has used; -1 when unknown.
+double ProcessCpuSeconds(pid_t pid) {
+  std::FILE* f = std::fopen(absl::StrCat("/proc/", pid, "/stat").c_str(), "r");
+  if (f == nullptr) return -1;
+  char buf[1024];
+  const size_t n = std::fread(buf, 1, sizeof(buf) - 1, f);
+  std::fclose(f);
+  buf[n] = '\0';
+  const char* close = std::strrchr(buf, ')');
+  if (close == nullptr) return -1;
+  std::vector<absl::string_view> fields =
+      absl::StrSplit(absl::string_view(close + 2), ' ');
+  uint64_t utime = 0, stime = 0;  // fields 14 and 15; fields[0] is field 3
+  if (fields.size() < 13 || !absl::SimpleAtoi(fields[11], &utime) ||
+      !absl::SimpleAtoi(fields[12], &stime)) {
+    return -1;
+  }
+  return static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK);
+}
+
+struct MetricsRun {
+  RunResult load;
+  double server_cpu_us_per_submit = -1;
+};
+
+// One run against a fresh server started with `metrics_flag`; nullopt when
 // the server did not start or no submit succeeded.
-std::optional<RunResult> RunOnce(const std::string& taskd,
+std::optional<MetricsRun> RunOnce(const std::string& taskd,
                                  const std::string& data_dir,
                                  const std::string& mode, int concurrency,
                                  absl::Duration duration, int64_t max_submits,
@@ -304,12 +330,18 @@ std::optional<RunResult> RunOnce(const std::string& taskd,
   options.start_limit = kStartLimit;
   options.exit_limit = kExitLimit;
   auto server = TaskdProcess::Start(std::move(options));
-  std::optional<RunResult> out;
+  std::optional<MetricsRun> out;
   if (server.ok()) {
+    const double cpu_before = ProcessCpuSeconds((*server)->pid());
     RunResult r =
         RunLoad((*server)->target(), concurrency, duration, max_submits);
+    const double cpu_after = ProcessCpuSeconds((*server)->pid());
     (*server)->Stop().IgnoreError();
-    if (r.ok > 0) out = r;
+    if (r.ok > 0) {
+      out = MetricsRun{r, cpu_before < 0 || cpu_after < 0
+                              ? -1
+                              : (cpu_after - cpu_before) * 1e6 / r.ok};
+    }
   }
   std::error_code ignored;
   std::filesystem::remove_all(data_dir, ignored);
@@ -329,26 +361,30 @@ void CompareMetrics(const std::string& taskd, const std::string& work,
   if (rounds <= 0) return;
   const std::string mode = absl::GetFlag(FLAGS_metrics_mode);
   const int concurrency = std::max(1, absl::GetFlag(FLAGS_metrics_concurrency));
-  std::vector<double> on, off;
+  std::vector<double> on, off, cpu_on, cpu_off;
   for (int i = 0; i < 2 * rounds; ++i) {
     // on, off, off, on, on, off, ...: each order equally often.
     const bool metrics = (i % 4 == 0 || i % 4 == 3);
     auto r = RunOnce(taskd, absl::StrCat(work, "/metrics-", i), mode,
-                     concurrency, duration, max_submits,
+                     concurrency, duration, std::max<int64_t>(max_submits, 200'000),
                      metrics ? "--metrics_listen=127.0.0.1:0"
                              : "--metrics_listen=");
     if (!r.has_value()) {
       std::printf("metrics on/off: a run failed; no comparison\n");
       return;
     }
-    (metrics ? on : off).push_back(r->tasks_per_second);
+    (metrics ? on : off).push_back(r->load.tasks_per_second);
+    (metrics ? cpu_on : cpu_off).push_back(r->server_cpu_us_per_submit);
   }
   const double m_on = Median(on), m_off = Median(off);
+  const double c_on = Median(cpu_on), c_off = Median(cpu_off);
   std::printf(
       "metrics on/off (%s, conc %d, median of %d runs each): on %.0f "
-      "tasks/s, off %.0f tasks/s, difference %+.1f %% (budget 3 %%)\n",
+      "tasks/s, off %.0f tasks/s, difference %+.1f %% (budget 3 %%)\n"
+      "  server CPU per submit: on %.1f us, off %.1f us (%+.1f %%)\n",
       mode.c_str(), concurrency, rounds, m_on, m_off,
-      (m_on - m_off) / m_off * 100.0);
+      (m_on - m_off) / m_off * 100.0, c_on, c_off,
+      (c_on - c_off) / c_off * 100.0);
   std::fflush(stdout);
 }
 

@@ -333,9 +333,9 @@ def run(env):
             check(True, name + " resolves once a worker connects")
         except TimeoutError as e:
             check(False, str(e))
-        inactive = [a for a in env.alerts("TaskdDown")
+        down = [a for a in env.alerts("TaskdDown")
                     if a["state"] == "firing"]
-        check(not inactive, "TaskdDown is not firing while taskd is up")
+        check(not down, "TaskdDown is not firing while taskd is up")
     else:
         log("skip (c): no rules at", RULES)
 

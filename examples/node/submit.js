@@ -3,7 +3,7 @@
 //
 //   node submit.js            # TASKD_TARGET overrides 127.0.0.1:50051
 'use strict';
-const { Client, TaskFailedError, TaskCancelledError } = require('taskd');
+const { Client, TaskFailedError, TaskCancelledError, isTerminal } = require('taskd');
 
 async function main() {
   const client = new Client({ target: process.env.TASKD_TARGET || '127.0.0.1:50051' });
@@ -18,6 +18,15 @@ async function main() {
   const batch = await client.submitMany(sizes.map((s) => ({ type: 'thumbnail', payload: s, queue: 'examples' })));
   const done = await client.awaitAll(batch, { timeoutMs: 30_000 });
   console.log(`thumbnails: ${done.map((task) => JSON.parse(task.result).width).join(' ')}`);
+
+  // awaitAny returns once one task is terminal, with all of them as they stand.
+  const race = await client.submitMany([
+    { type: 'sleep', payload: '60000', queue: 'examples' },
+    { type: 'upper', payload: 'quick', queue: 'examples' },
+  ]);
+  const first = (await client.awaitAny(race, { timeoutMs: 10_000 })).find(isTerminal);
+  console.log(`first done: ${first.result}`);
+  await race[0].cancel();
 
   // A failure arrives as TaskFailedError with the worker's TaskError.
   try {

@@ -112,9 +112,9 @@ def check_limit(limit: Optional[int]) -> None:
         raise ValueError(f"limit: must be a positive int or None, got {limit!r}")
 
 
-def parse_states(states: Optional[Iterable[Union[int, str]]]) -> List[int]:
+def parse_states(states: Optional[Iterable[Union[int, str]]]) -> List[Any]:
     """TaskState values from enum numbers or names ("pending", "TASK_STATE_PENDING")."""
-    out: List[int] = []
+    out: List[Any] = []  # TaskState values
     for state in states or ():
         if isinstance(state, str):
             name = state.upper()

@@ -16,7 +16,7 @@ import unittest
 from tests.harness import PACKAGE_ROOT, REPO_ROOT
 
 PROTO = os.path.join("taskd", "v1", "taskd.proto")
-GENERATED = ("taskd_pb2.py", "taskd_pb2_grpc.py")
+GENERATED = ("taskd_pb2.py", "taskd_pb2.pyi", "taskd_pb2_grpc.py")
 
 
 def generate(out_dir: str) -> None:
@@ -26,6 +26,7 @@ def generate(out_dir: str) -> None:
         raise RuntimeError("grpc_python_plugin not found (Debian protobuf-compiler-grpc)")
     subprocess.run(["protoc", "--proto_path=" + os.path.join(REPO_ROOT, "api"),
                     "--proto_path=/usr/include", "--python_out=" + out_dir,
+                    "--pyi_out=" + out_dir,
                     "--grpc_python_out=" + out_dir,
                     "--plugin=protoc-gen-grpc_python=" + plugin,
                     os.path.join(REPO_ROOT, "api", PROTO)], check=True)

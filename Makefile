@@ -10,7 +10,7 @@ BAZEL := bazel
 LISTEN ?= 127.0.0.1:50051
 DATA_DIR ?= ./taskd-data
 
-.PHONY: deps build run test bench clean
+.PHONY: deps build run test bench clean sanitize sanitize-cc fuzz
 
 # Each part of the project that needs more than the C++ build (a client in
 # another language, the monitoring and Kubernetes checks) keeps its packages
@@ -43,6 +43,23 @@ test: build $(TEST_PREP)
 # disk's raw fsync rate (a table; not part of `make test`).
 bench: build
 	./bazel-bin/tests/bench/submit_bench
+
+# The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer
+# (.bazelrc config asan; outputs beside the normal ones). `sanitize-cc` runs
+# only the C++ tests, which is what CI adds after `make test`.
+sanitize: build $(TEST_PREP)
+	$(BAZEL) test --config=asan //... --test_output=errors
+
+sanitize-cc: build
+	$(BAZEL) test --config=asan --test_output=errors \
+	  $$($(BAZEL) query 'kind(cc_test, //...)' 2>/dev/null)
+
+# libFuzzer targets (tests/fuzz, clang-14): each runs FUZZ_SECONDS from its
+# seed corpus; prints executions per second and fails on a crash.
+FUZZ_SECONDS ?= 30
+fuzz: PACKAGES += clang-14 libfuzzer-14-dev libclang-rt-14-dev
+fuzz: deps
+	tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 clean:
 	$(BAZEL) clean

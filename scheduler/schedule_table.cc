@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "api/strings/utf8.h"
 #include "scheduler/cronlib/cron.h"
 #include "scheduler/journal.h"
 #include "scheduler/task_id.h"
@@ -33,7 +34,7 @@ absl::Status Invalid(absl::string_view path, absl::string_view what) {
 
 absl::Status NotFound(const std::string& id) {
   return absl::NotFoundError(
-      absl::StrCat("schedule \"", absl::string_view(id).substr(0, 140),
+      absl::StrCat("schedule \"", ToValidUtf8(id, 140),
                    "\" not found"));
 }
 
@@ -46,7 +47,7 @@ absl::Status ValidateScheduleId(absl::string_view id) {
   }
   if (!ok) {
     return Invalid("schedule.id",
-                   absl::StrCat("invalid schedule id \"", id.substr(0, 140),
+                   absl::StrCat("invalid schedule id \"", ToValidUtf8(id, 140),
                                 "\" (want [A-Za-z0-9_.:-]{1,128})"));
   }
   return absl::OkStatus();

@@ -1,6 +1,7 @@
 #include "scheduler/validation.h"
 
 #include "absl/strings/str_cat.h"
+#include "api/strings/utf8.h"
 
 namespace taskd {
 namespace {
@@ -36,7 +37,7 @@ absl::Status ValidateQueueName(absl::string_view queue,
                                absl::string_view path) {
   if (queue.empty() || queue.size() > 64 || !NameChars(queue, "_.:-")) {
     return Invalid(path,
-                   absl::StrCat("invalid queue name \"", queue.substr(0, 80),
+                   absl::StrCat("invalid queue name \"", ToValidUtf8(queue, 80),
                                 "\" (want [A-Za-z0-9_.:-]{1,64})"));
   }
   return absl::OkStatus();
@@ -46,7 +47,7 @@ absl::Status ValidateTypeName(absl::string_view type, absl::string_view path) {
   if (type.empty()) return Invalid(path, "required");
   if (type.size() > 128 || !NameChars(type, "_.:/-")) {
     return Invalid(path,
-                   absl::StrCat("invalid task type \"", type.substr(0, 140),
+                   absl::StrCat("invalid task type \"", ToValidUtf8(type, 140),
                                 "\" (want [A-Za-z0-9_.:/-]{1,128})"));
   }
   return absl::OkStatus();
@@ -94,7 +95,7 @@ absl::Status ValidateTaskId(absl::string_view id, absl::string_view path) {
                   c != 'U');
   }
   if (!crockford) {
-    return Invalid(path, absl::StrCat("not a task id: \"", id.substr(0, 40),
+    return Invalid(path, absl::StrCat("not a task id: \"", ToValidUtf8(id, 40),
                                       "\""));
   }
   return absl::OkStatus();
@@ -191,7 +192,7 @@ absl::Status ValidateTaskSpec(const v1::TaskSpec& spec,
                                   " bytes"));
     }
     if (static_cast<int>(value.size()) > limits.max_label_value_bytes) {
-      return Invalid(absl::StrCat(path, ".labels[", key.substr(0, 64), "]"),
+      return Invalid(absl::StrCat(path, ".labels[", ToValidUtf8(key, 64), "]"),
                      absl::StrCat("value longer than ",
                                   limits.max_label_value_bytes, " bytes"));
     }

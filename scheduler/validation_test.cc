@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
+#include "api/strings/utf8.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
@@ -412,6 +413,25 @@ TEST(ValidationTest, DurationRoundTrips) {
   EXPECT_EQ(pd.seconds(), -1);
   EXPECT_EQ(pd.nanos(), -500'000'000);
   EXPECT_EQ(ToDuration(pd), -absl::Milliseconds(1500));
+}
+
+}  // namespace
+}  // namespace taskd
+
+namespace taskd {
+namespace {
+
+// Found by the validation fuzzer: an error message quoted a name cut inside
+// a character (or raw bytes), so the message itself was not valid UTF-8.
+TEST(ValidationTest, ErrorMessagesQuoteInputAsValidUtf8) {
+  std::string long_name;
+  for (int i = 0; i < 60; ++i) long_name += "\xC3\xA9";  // 120 bytes of "é"
+  for (const std::string& input :
+       {long_name, std::string("\xC4" "default"), std::string(200, '\xFF')}) {
+    EXPECT_TRUE(IsValidUtf8(ValidateQueueName(input, "queue").message()));
+    EXPECT_TRUE(IsValidUtf8(ValidateTypeName(input, "type").message()));
+    EXPECT_TRUE(IsValidUtf8(ValidateTaskId(input, "id").message()));
+  }
 }
 
 }  // namespace

@@ -110,3 +110,55 @@ TEST_F(ResponseLimitsTest, StreamFromAFutureSequenceIsOutOfRange) {
 
 }  // namespace
 }  // namespace taskd
+
+namespace taskd {
+namespace {
+
+// Issue 10, defect 7: a worker that claims concurrency 10,000 and never
+// reads its stream is assigned only what its outbox budget holds; the other
+// tasks stay PENDING for workers that do read.
+TEST(WorkerOutboxTest, AWorkerThatDoesNotReadIsAssignedABoundedAmount) {
+  ServerOptions options;
+  options.worker_outbox_bytes = 2 << 20;
+  auto server = testing::StartServer(options);
+  auto channel = grpc::CreateChannel(testing::Target(*server),
+                                     grpc::InsecureChannelCredentials());
+  auto tasks = v1::TaskService::NewStub(channel);
+  auto workers = v1::WorkerService::NewStub(channel);
+
+  grpc::ClientContext work_ctx;
+  auto stream = workers->Work(&work_ctx);
+  v1::WorkRequest hello;
+  hello.mutable_hello()->set_worker_id("never-reads");
+  hello.mutable_hello()->set_concurrency(10000);
+  ASSERT_TRUE(stream->Write(hello));
+  // Connected once the engine counts it (hello is read asynchronously).
+  ASSERT_TRUE(testing::Eventually([&] {
+    auto q = server->engine().GetQueue("default");
+    return q.ok() && q->workers() == 1;
+  }));
+
+  constexpr int kTasks = 200;
+  const std::string payload(512 << 10, 'p');  // 100 MiB in all
+  for (int i = 0; i < kTasks; ++i) {
+    v1::SubmitTaskRequest req;
+    req.mutable_task()->set_type("t");
+    req.mutable_task()->set_payload(payload);
+    v1::SubmitTaskResponse resp;
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(tasks->SubmitTask(&ctx, req, &resp).ok());
+  }
+  auto queue = server->engine().GetQueue("default");
+  ASSERT_TRUE(queue.ok());
+  const int64_t running = queue->running();
+  const int64_t pending = queue->pending();
+  std::printf("worker that never reads: %lld of %d tasks assigned\n",
+              static_cast<long long>(running), kTasks);
+  EXPECT_GT(running, 0);
+  EXPECT_LT(running, kTasks / 2);  // bounded by the budget, not by 10,000
+  EXPECT_EQ(running + pending, kTasks);
+  work_ctx.TryCancel();
+}
+
+}  // namespace
+}  // namespace taskd

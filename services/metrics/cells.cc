@@ -80,5 +80,20 @@ prometheus::ClientMetric GaugeSample(double value, Labels labels) {
   return m;
 }
 
+void AddSingle(std::vector<prometheus::MetricFamily>* out, const char* name,
+               const char* help, prometheus::MetricType type, double value,
+               Labels labels) {
+  auto f = Family(name, help, type);
+  prometheus::ClientMetric m;
+  m.label = std::move(labels);
+  if (type == prometheus::MetricType::Counter) {
+    m.counter.value = value;
+  } else {
+    m.gauge.value = value;
+  }
+  f.metric.push_back(std::move(m));
+  out->push_back(std::move(f));
+}
+
 }  // namespace metrics
 }  // namespace taskd

@@ -73,6 +73,10 @@ prometheus::MetricFamily Family(std::string name, std::string help,
                                 prometheus::MetricType type);
 // A gauge sample.
 prometheus::ClientMetric GaugeSample(double value, Labels labels = {});
+// Appends a family of one sample (a counter or a gauge).
+void AddSingle(std::vector<prometheus::MetricFamily>* out, const char* name,
+               const char* help, prometheus::MetricType type, double value,
+               Labels labels = {});
 
 }  // namespace metrics
 }  // namespace taskd

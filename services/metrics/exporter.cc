@@ -57,21 +57,6 @@ double EventLogBytes(const EventLog& log, size_t capacity) {
   return bytes + extra / sample.size() * static_cast<double>(retained);
 }
 
-void AddSingle(std::vector<prometheus::MetricFamily>* out, const char* name,
-               const char* help, MetricType type, double value,
-               Labels labels = {}) {
-  auto f = Family(name, help, type);
-  prometheus::ClientMetric m;
-  m.label = std::move(labels);
-  if (type == MetricType::Counter) {
-    m.counter.value = value;
-  } else {
-    m.gauge.value = value;
-  }
-  f.metric.push_back(std::move(m));
-  out->push_back(std::move(f));
-}
-
 // Per-label aggregate of ListQueues (queues beyond the limit share one).
 struct QueueGauges {
   std::array<double, 6> tasks{};  // pending .. cancelled

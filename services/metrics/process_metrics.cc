@@ -26,19 +26,7 @@ bool ReadFile(const std::string& path, std::string* out) {
   return true;
 }
 
-void AddGauge(std::vector<prometheus::MetricFamily>* out, const char* name,
-              const char* help, double value,
-              prometheus::MetricType type = prometheus::MetricType::Gauge) {
-  auto f = Family(name, help, type);
-  prometheus::ClientMetric m;
-  if (type == prometheus::MetricType::Counter) {
-    m.counter.value = value;
-  } else {
-    m.gauge.value = value;
-  }
-  f.metric.push_back(std::move(m));
-  out->push_back(std::move(f));
-}
+constexpr auto kGauge = prometheus::MetricType::Gauge;
 
 }  // namespace
 
@@ -65,15 +53,16 @@ void CollectProcessMetrics(const ProcSource& source,
       if (f.size() > 21 && absl::SimpleAtoi(f[11], &utime) &&
           absl::SimpleAtoi(f[12], &stime) && absl::SimpleAtoi(f[19], &start) &&
           absl::SimpleAtoi(f[20], &vsize) && absl::SimpleAtoi(f[21], &rss)) {
-        AddGauge(out, "process_cpu_seconds_total",
-                 "Total user and system CPU time spent in seconds.",
-                 static_cast<double>(utime + stime) / ticks,
-                 prometheus::MetricType::Counter);
-        AddGauge(out, "process_virtual_memory_bytes",
-                 "Virtual memory size in bytes.", static_cast<double>(vsize));
-        AddGauge(out, "process_resident_memory_bytes",
-                 "Resident memory size in bytes.",
-                 static_cast<double>(rss) * page);
+        AddSingle(out, "process_cpu_seconds_total",
+                  "Total user and system CPU time spent in seconds.",
+                  prometheus::MetricType::Counter,
+                  static_cast<double>(utime + stime) / ticks);
+        AddSingle(out, "process_virtual_memory_bytes",
+                  "Virtual memory size in bytes.", kGauge,
+                  static_cast<double>(vsize));
+        AddSingle(out, "process_resident_memory_bytes",
+                  "Resident memory size in bytes.", kGauge,
+                  static_cast<double>(rss) * page);
         start_ticks = static_cast<double>(start);
       }
     }
@@ -84,9 +73,9 @@ void CollectProcessMetrics(const ProcSource& source,
       uint64_t btime;
       if (absl::ConsumePrefix(&line, "btime ") &&
           absl::SimpleAtoi(line, &btime)) {
-        AddGauge(out, "process_start_time_seconds",
-                 "Start time of the process since unix epoch in seconds.",
-                 static_cast<double>(btime) + start_ticks / ticks);
+        AddSingle(out, "process_start_time_seconds",
+                  "Start time of the process since unix epoch in seconds.",
+                  kGauge, static_cast<double>(btime) + start_ticks / ticks);
       }
     }
   }
@@ -98,7 +87,8 @@ void CollectProcessMetrics(const ProcSource& source,
       if (e->d_name[0] != '.' && own != e->d_name) ++n;
     }
     closedir(dir);
-    AddGauge(out, "process_open_fds", "Number of open file descriptors.", n);
+    AddSingle(out, "process_open_fds", "Number of open file descriptors.",
+              kGauge, n);
   }
   std::string limits;
   if (ReadFile(source.root + "/self/limits", &limits)) {
@@ -108,9 +98,9 @@ void CollectProcessMetrics(const ProcSource& source,
           absl::StrSplit(line, ' ', absl::SkipEmpty());
       uint64_t soft;
       if (!f.empty() && absl::SimpleAtoi(f[0], &soft)) {
-        AddGauge(out, "process_max_fds",
-                 "Maximum number of open file descriptors.",
-                 static_cast<double>(soft));
+        AddSingle(out, "process_max_fds",
+                  "Maximum number of open file descriptors.", kGauge,
+                  static_cast<double>(soft));
       }
     }
   }

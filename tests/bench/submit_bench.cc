@@ -306,6 +306,26 @@ double ProcessCpuSeconds(pid_t pid) {
   return static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK);
 }
 
+// A taskd on a free port in `mode` with its data in `data_dir`;
+// `metrics_flag` is its --metrics_listen flag.
+TaskdProcess::Options ServerOptions(const std::string& taskd,
+                                    const std::string& data_dir,
+                                    const std::string& mode,
+                                    const std::string& metrics_flag) {
+  TaskdProcess::Options options;
+  options.binary = taskd;
+  options.flags = {"--listen=127.0.0.1:0", metrics_flag,
+                   absl::StrCat("--durability=", mode),
+                   absl::StrCat("--data_dir=", data_dir)};
+  if (absl::GetFlag(FLAGS_server_threads) > 0) {
+    options.flags.push_back(
+        absl::StrCat("--threads=", absl::GetFlag(FLAGS_server_threads)));
+  }
+  options.start_limit = kStartLimit;
+  options.exit_limit = kExitLimit;
+  return options;
+}
+
 struct MetricsRun {
   RunResult load;
   double server_cpu_us_per_submit = -1;
@@ -318,18 +338,8 @@ std::optional<MetricsRun> RunOnce(const std::string& taskd,
                                  const std::string& mode, int concurrency,
                                  absl::Duration duration, int64_t max_submits,
                                  const std::string& metrics_flag) {
-  TaskdProcess::Options options;
-  options.binary = taskd;
-  options.flags = {"--listen=127.0.0.1:0", metrics_flag,
-                   absl::StrCat("--durability=", mode),
-                   absl::StrCat("--data_dir=", data_dir)};
-  if (absl::GetFlag(FLAGS_server_threads) > 0) {
-    options.flags.push_back(
-        absl::StrCat("--threads=", absl::GetFlag(FLAGS_server_threads)));
-  }
-  options.start_limit = kStartLimit;
-  options.exit_limit = kExitLimit;
-  auto server = TaskdProcess::Start(std::move(options));
+  auto server = TaskdProcess::Start(
+      ServerOptions(taskd, data_dir, mode, metrics_flag));
   std::optional<MetricsRun> out;
   if (server.ok()) {
     const double cpu_before = ProcessCpuSeconds((*server)->pid());
@@ -447,20 +457,9 @@ int Main(int argc, char** argv) {
   for (const std::string& mode : modes) {
     for (int concurrency : concurrencies) {
       const std::string data_dir = absl::StrCat(work, "/run-", run_index++);
-      TaskdProcess::Options options;
-      options.binary = *taskd;
-      options.flags = {"--listen=127.0.0.1:0",
-                       "--metrics_listen=127.0.0.1:0",
-                       absl::StrCat("--durability=", mode),
-                       absl::StrCat("--data_dir=", data_dir)};
-      if (absl::GetFlag(FLAGS_server_threads) > 0) {
-        options.flags.push_back(
-            absl::StrCat("--threads=", absl::GetFlag(FLAGS_server_threads)));
-      }
-      options.start_limit = kStartLimit;
-      options.exit_limit = kExitLimit;
       absl::StatusOr<std::unique_ptr<TaskdProcess>> server =
-          TaskdProcess::Start(std::move(options));
+          TaskdProcess::Start(ServerOptions(*taskd, data_dir, mode,
+                                            "--metrics_listen=127.0.0.1:0"));
       if (!server.ok()) {
         std::printf("%-7s %5d %9s %8s %8s  server failed: %s\n", mode.c_str(),
                     concurrency, "-", "-", "-",

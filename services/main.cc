@@ -2,7 +2,8 @@
 //
 //   taskd --listen=127.0.0.1:50051 --threads=2
 //
-// SIGTERM or SIGINT shuts down gracefully (see TaskdServer::Shutdown).
+// SIGTERM or SIGINT shuts down gracefully (see TaskdServer::Shutdown);
+// SIGHUP re-reads the --auth-tokens file.
 #include <signal.h>
 
 #include <algorithm>
@@ -54,6 +55,20 @@ ABSL_FLAG(absl::Duration, compact_interval, absl::Minutes(10),
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
           "host:port of the Prometheus /metrics endpoint; empty disables "
           "metrics");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain to serve TLS with (with --tls-key); re-read "
+          "when it changes, no restart needed");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls-cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle: require client certificates signed by it (mTLS)");
+ABSL_FLAG(absl::Duration, tls_refresh, absl::Seconds(60),
+          "how often the certificate files are checked for changes");
+ABSL_FLAG(std::string, auth_tokens, "",
+          "token file: `sha256:<hash> NAME ROLES [queues=P,...]` per line "
+          "(see `taskctl token new`); re-read on SIGHUP and when it changes");
+ABSL_FLAG(bool, insecure, false,
+          "allow a non-loopback --listen without TLS or without tokens/"
+          "client certificates (taskd refuses otherwise)");
 ABSL_FLAG(int, metrics_max_queues, 100,
           "queues with their own metrics label; the rest report as "
           "queue=\"_other\"");
@@ -88,7 +103,7 @@ void PrintHelp() {
   });
   std::printf(
       "usage: taskd [flags]\n\ntaskd: task scheduler server (gRPC API "
-      "taskd.v1). SIGTERM or SIGINT shuts down gracefully.\n\nflags "
+      "taskd.v1). SIGTERM or SIGINT shuts down gracefully; SIGHUP re-reads --auth-tokens.\n\nflags "
       "(--name=value; dashes and underscores are the same):\n");
   for (const auto* flag : flags) {
     std::string name = std::string(flag->Name());
@@ -156,6 +171,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);  // re-read --auth-tokens
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   taskd::ServerOptions options;
@@ -178,6 +194,12 @@ int main(int argc, char** argv) {
   options.compact_interval = absl::GetFlag(FLAGS_compact_interval);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   options.metrics_max_queues = absl::GetFlag(FLAGS_metrics_max_queues);
+  options.security.tls_cert = absl::GetFlag(FLAGS_tls_cert);
+  options.security.tls_key = absl::GetFlag(FLAGS_tls_key);
+  options.security.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  options.security.cert_refresh = absl::GetFlag(FLAGS_tls_refresh);
+  options.security.auth_tokens = absl::GetFlag(FLAGS_auth_tokens);
+  options.security.insecure = absl::GetFlag(FLAGS_insecure);
 
   taskd::TaskdServer server(options);
   if (auto s = server.Start(); !s.ok()) {
@@ -201,16 +223,24 @@ int main(int argc, char** argv) {
                    options.data_dir.c_str());
     }
   }
-  std::fprintf(stderr, "taskd: serving on %s (port %d), durability=%s\n",
+  std::fprintf(stderr, "taskd: serving on %s (port %d), durability=%s, %s\n",
                options.listen.c_str(), server.port(),
-               options.durability.c_str());
+               options.durability.c_str(), server.security_summary().c_str());
+  for (const std::string& warning : server.security_warnings()) {
+    std::fprintf(stderr, "taskd: WARNING: %s\n", warning.c_str());
+  }
   if (server.metrics_port() != 0) {
     std::fprintf(stderr, "taskd: metrics on http://%s/metrics (port %d)\n",
                  options.metrics_listen.c_str(), server.metrics_port());
   }
 
   int sig = 0;
-  sigwait(&signals, &sig);
+  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
+    if (auto s = server.ReloadTokens(); !s.ok()) {
+      std::fprintf(stderr, "taskd: SIGHUP: %s\n",
+                   std::string(s.message()).c_str());
+    }
+  }
   std::fprintf(stderr, "taskd: %s received, shutting down\n",
                sig == SIGTERM ? "SIGTERM" : "SIGINT");
   server.Shutdown();

@@ -129,7 +129,18 @@ absl::Status TaskdServer::StartMetrics() {
   return absl::OkStatus();
 }
 
+absl::Status TaskdServer::ReloadTokens() {
+  if (security_.processor == nullptr) {
+    return absl::FailedPreconditionError("no --auth-tokens file to reload");
+  }
+  return security_.processor->Reload();
+}
+
 absl::Status TaskdServer::Start() {
+  // Before any storage is opened: a refused configuration changes nothing.
+  auto security = auth::MakeServerSecurity(options_.listen, options_.security);
+  if (!security.ok()) return security.status();
+  security_ = *std::move(security);
   if (auto s = OpenAndRecover(); !s.ok()) return s;
   if (auto s = StartMetrics(); !s.ok()) return s;
   grpc::EnableDefaultHealthCheckService(true);
@@ -138,8 +149,7 @@ absl::Status TaskdServer::Start() {
   grpc::ServerBuilder builder;
   // A port clash must fail loudly instead of sharing the port.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(),
-                           &port_);
+  builder.AddListeningPort(options_.listen, security_.credentials, &port_);
   builder.RegisterService(&task_service_);
   builder.RegisterService(&worker_service_);
   builder.RegisterService(&queue_service_);
@@ -207,6 +217,7 @@ void TaskdServer::Shutdown() {
     stop_compaction_.Notify();
     compaction_.join();
   }
+  if (security_.processor) security_.processor->StopWatching();
   metrics_endpoint_.reset();  // before anything it reads goes
   if (storage_) {
     if (auto s = storage_->Close(); !s.ok()) {

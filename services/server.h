@@ -26,6 +26,7 @@
 #include "scheduler/journal.h"
 #include "scheduler/schedule_table.h"
 #include "scheduler/storage/storage.h"
+#include "services/auth/server_security.h"
 #include "services/metrics/exporter.h"
 #include "services/schedule_service.h"
 #include "services/queue_service.h"
@@ -58,6 +59,9 @@ struct ServerOptions {
   std::string metrics_listen;
   // Queues with their own `queue` label; the rest report as "_other".
   int metrics_max_queues = 100;
+  // TLS/mTLS, bearer tokens and the listen policy (auth/server_security.h).
+  // Default: plain, which Start() accepts on a loopback address only.
+  auth::SecurityOptions security;
 };
 
 class TaskdServer final {
@@ -89,6 +93,15 @@ class TaskdServer final {
   int metrics_port() const {
     return metrics_endpoint_ ? metrics_endpoint_->port() : 0;
   }
+  // How the port is protected, e.g. "TLS, tokens from F". Valid after Start().
+  const std::string& security_summary() const { return security_.summary; }
+  // What --insecure exposes, for the start-up log. Valid after Start().
+  const std::vector<std::string>& security_warnings() const {
+    return security_.warnings;
+  }
+  // Re-reads the token file (SIGHUP). FAILED_PRECONDITION without one; on a
+  // parse error the previous tokens stay in force.
+  absl::Status ReloadTokens();
 
  private:
   absl::Status OpenAndRecover();
@@ -96,6 +109,7 @@ class TaskdServer final {
   absl::Status StartMetrics();
 
   const ServerOptions options_;
+  auth::ServerSecurity security_;
   // Metrics (nullptr when off); outlives the engine and journal it counts.
   std::shared_ptr<metrics::TaskdMetrics> metrics_;
   std::unique_ptr<Storage> storage_;

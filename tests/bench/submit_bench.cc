@@ -21,12 +21,14 @@
 // or slower than the probe's file.)
 //
 // Metrics on/off: the cost of /metrics (counters, histograms, the gRPC
-// interceptor) is measured last. --metrics_rounds pairs of runs in
-// --metrics_mode at --metrics_concurrency, each pair one server with
-// --metrics_listen=127.0.0.1:0 and one with metrics off (--metrics_listen=),
-// in alternating order so drift of the machine hits both alike; the medians
-// and their difference are printed (the budget is 3 %). The table above
-// runs with metrics on, as taskd does by default.
+// interceptor) is measured last. Two servers run side by side in
+// --metrics_mode, one with --metrics_listen=127.0.0.1:0 and one with metrics
+// off (--metrics_listen=); the load (--metrics_concurrency calls in flight)
+// goes to them in alternating short slices (--metrics_slices of
+// --metrics_slice each), so that the other work of a shared machine hits
+// both alike. Printed: throughput and the server's CPU time per submit of
+// each, and their difference (the budget is 3 %). The table above runs with
+// metrics on, as taskd does by default.
 //
 // Flags may be spelled with dashes as well (--max-submits), as for taskd.
 #include <fcntl.h>
@@ -82,8 +84,11 @@ ABSL_FLAG(std::string, concurrency, "1,16,256",
 ABSL_FLAG(int, server_threads, 0,
           "taskd --threads (0: leave the server's default)");
 ABSL_FLAG(int, payload_bytes, 64, "payload size of each task");
-ABSL_FLAG(int, metrics_rounds, 3,
-          "pairs of metrics-on/metrics-off runs (0: skip the comparison)");
+ABSL_FLAG(int, metrics_slices, 20,
+          "load slices against each of the metrics-on and metrics-off "
+          "servers (0: skip the comparison)");
+ABSL_FLAG(absl::Duration, metrics_slice, absl::Milliseconds(250),
+          "length of one slice of the metrics on/off comparison");
 ABSL_FLAG(std::string, metrics_mode, "memory",
           "durability mode of the metrics on/off comparison");
 ABSL_FLAG(int, metrics_concurrency, 64,
@@ -326,75 +331,58 @@ TaskdProcess::Options ServerOptions(const std::string& taskd,
   return options;
 }
 
-struct MetricsRun {
-  RunResult load;
-  double server_cpu_us_per_submit = -1;
-};
-
-// One run against a fresh server started with `metrics_flag`; nullopt when
-// the server did not start or no submit succeeded.
-std::optional<MetricsRun> RunOnce(const std::string& taskd,
-                                 const std::string& data_dir,
-                                 const std::string& mode, int concurrency,
-                                 absl::Duration duration, int64_t max_submits,
-                                 const std::string& metrics_flag) {
-  auto server = TaskdProcess::Start(
-      ServerOptions(taskd, data_dir, mode, metrics_flag));
-  std::optional<MetricsRun> out;
-  if (server.ok()) {
-    const double cpu_before = ProcessCpuSeconds((*server)->pid());
-    RunResult r =
-        RunLoad((*server)->target(), concurrency, duration, max_submits);
-    const double cpu_after = ProcessCpuSeconds((*server)->pid());
-    (*server)->Stop().IgnoreError();
-    if (r.ok > 0) {
-      out = MetricsRun{r, cpu_before < 0 || cpu_after < 0
-                              ? -1
-                              : (cpu_after - cpu_before) * 1e6 / r.ok};
-    }
-  }
-  std::error_code ignored;
-  std::filesystem::remove_all(data_dir, ignored);
-  return out;
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 // Prints the metrics on/off comparison (see the file comment).
-void CompareMetrics(const std::string& taskd, const std::string& work,
-                    absl::Duration duration, int64_t max_submits) {
-  const int rounds = absl::GetFlag(FLAGS_metrics_rounds);
-  if (rounds <= 0) return;
+void CompareMetrics(const std::string& taskd, const std::string& work) {
+  const int slices = absl::GetFlag(FLAGS_metrics_slices);
+  if (slices <= 0) return;
   const std::string mode = absl::GetFlag(FLAGS_metrics_mode);
   const int concurrency = std::max(1, absl::GetFlag(FLAGS_metrics_concurrency));
-  std::vector<double> on, off, cpu_on, cpu_off;
-  for (int i = 0; i < 2 * rounds; ++i) {
-    // on, off, off, on, on, off, ...: each order equally often.
-    const bool metrics = (i % 4 == 0 || i % 4 == 3);
-    auto r = RunOnce(taskd, absl::StrCat(work, "/metrics-", i), mode,
-                     concurrency, duration, std::max<int64_t>(max_submits, 200'000),
-                     metrics ? "--metrics_listen=127.0.0.1:0"
-                             : "--metrics_listen=");
-    if (!r.has_value()) {
-      std::printf("metrics on/off: a run failed; no comparison\n");
+  const absl::Duration slice = absl::GetFlag(FLAGS_metrics_slice);
+  struct Side {
+    const char* flag;
+    std::unique_ptr<TaskdProcess> server;
+    int64_t ok = 0;
+    double seconds = 0;      // wall time under load
+    double cpu_seconds = 0;  // the server's CPU time under load
+  };
+  Side sides[2] = {{"--metrics_listen=127.0.0.1:0"}, {"--metrics_listen="}};
+  for (int i = 0; i < 2; ++i) {
+    auto server = TaskdProcess::Start(ServerOptions(
+        taskd, absl::StrCat(work, "/metrics-", i), mode, sides[i].flag));
+    if (!server.ok()) {
+      std::printf("metrics on/off: server failed: %s\n",
+                  std::string(server.status().message()).c_str());
       return;
     }
-    (metrics ? on : off).push_back(r->load.tasks_per_second);
-    (metrics ? cpu_on : cpu_off).push_back(r->server_cpu_us_per_submit);
+    sides[i].server = *std::move(server);
   }
-  const double m_on = Median(on), m_off = Median(off);
-  const double c_on = Median(cpu_on), c_off = Median(cpu_off);
+  for (int i = 0; i < 2 * slices; ++i) {
+    // on, off, off, on, on, off, ...: each order equally often.
+    Side& side = sides[(i % 4 == 0 || i % 4 == 3) ? 0 : 1];
+    const double cpu_before = ProcessCpuSeconds(side.server->pid());
+    const RunResult r =
+        RunLoad(side.server->target(), concurrency, slice, 1'000'000);
+    const double cpu_after = ProcessCpuSeconds(side.server->pid());
+    side.ok += r.ok;
+    side.seconds += r.ok / std::max(1.0, r.tasks_per_second);
+    side.cpu_seconds += cpu_after - cpu_before;
+  }
+  for (Side& side : sides) side.server->Stop().IgnoreError();
+  if (sides[0].ok == 0 || sides[1].ok == 0) {
+    std::printf("metrics on/off: no successful submits; no comparison\n");
+    return;
+  }
+  const double rate[2] = {sides[0].ok / sides[0].seconds,
+                          sides[1].ok / sides[1].seconds};
+  const double cpu_us[2] = {sides[0].cpu_seconds * 1e6 / sides[0].ok,
+                            sides[1].cpu_seconds * 1e6 / sides[1].ok};
   std::printf(
-      "metrics on/off (%s, conc %d, median of %d runs each): on %.0f "
+      "metrics on/off (%s, conc %d, %d interleaved %s slices each): on %.0f "
       "tasks/s, off %.0f tasks/s, difference %+.1f %% (budget 3 %%)\n"
       "  server CPU per submit: on %.1f us, off %.1f us (%+.1f %%)\n",
-      mode.c_str(), concurrency, rounds, m_on, m_off,
-      (m_on - m_off) / m_off * 100.0, c_on, c_off,
-      (c_on - c_off) / c_off * 100.0);
+      mode.c_str(), concurrency, slices, absl::FormatDuration(slice).c_str(),
+      rate[0], rate[1], (rate[0] - rate[1]) / rate[1] * 100.0, cpu_us[0],
+      cpu_us[1], (cpu_us[0] - cpu_us[1]) / cpu_us[1] * 100.0);
   std::fflush(stdout);
 }
 
@@ -488,7 +476,7 @@ int Main(int argc, char** argv) {
     }
   }
 
-  CompareMetrics(*taskd, work, duration, max_submits);
+  CompareMetrics(*taskd, work);
 
   if (probed.ok()) probed = ProbeDisk(work, &raw);
   std::error_code ignored;

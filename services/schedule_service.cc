@@ -23,6 +23,18 @@ using DeleteCall =
 using PauseCall = ScheduleCall<v1::PauseScheduleRequest, v1::Schedule>;
 using ResumeCall = ScheduleCall<v1::ResumeScheduleRequest, v1::Schedule>;
 
+// A token scoped to some queues manages the schedules whose template
+// submits into them (ListSchedules spans every queue: refused to such
+// tokens, see unary_call.h). An unknown id is left to the handler.
+template <class Request>
+absl::Status ScheduleById(ScheduleTable& table, const Request& request,
+                          const auth::Caller& caller) {
+  absl::StatusOr<v1::Schedule> schedule = table.Get(request.id());
+  if (!schedule.ok()) return absl::OkStatus();
+  return caller.CheckQueue(schedule->template_().queue(),
+                           "schedule.template.queue");
+}
+
 const CreateCall::Method kCreate{
     &Service::RequestCreateSchedule,
     [](ScheduleTable& table, const v1::CreateScheduleRequest& request,
@@ -31,12 +43,18 @@ const CreateCall::Method kCreate{
         return reply(absl::InvalidArgumentError("schedule: required"));
       }
       table.CreateAsync(request.schedule(), std::move(reply));
+    },
+    [](ScheduleTable&, const v1::CreateScheduleRequest& request,
+       const auth::Caller& caller) {
+      return caller.CheckQueue(request.schedule().template_().queue(),
+                               "schedule.template.queue");
     }};
 
 const GetCall::Method kGet{
     &Service::RequestGetSchedule,
     [](ScheduleTable& table, const v1::GetScheduleRequest& request,
-       GetCall::Reply reply) { reply(table.Get(request.id())); }};
+       GetCall::Reply reply) { reply(table.Get(request.id())); },
+    ScheduleById<v1::GetScheduleRequest>};
 
 const ListCall::Method kList{
     &Service::RequestListSchedules,
@@ -52,21 +70,24 @@ const DeleteCall::Method kDelete{
                           if (!s.ok()) return reply(s);
                           reply(v1::DeleteScheduleResponse());
                         });
-    }};
+    },
+    ScheduleById<v1::DeleteScheduleRequest>};
 
 const PauseCall::Method kPause{
     &Service::RequestPauseSchedule,
     [](ScheduleTable& table, const v1::PauseScheduleRequest& request,
        PauseCall::Reply reply) {
       table.PauseAsync(request.id(), std::move(reply));
-    }};
+    },
+    ScheduleById<v1::PauseScheduleRequest>};
 
 const ResumeCall::Method kResume{
     &Service::RequestResumeSchedule,
     [](ScheduleTable& table, const v1::ResumeScheduleRequest& request,
        ResumeCall::Reply reply) {
       table.ResumeAsync(request.id(), std::move(reply));
-    }};
+    },
+    ScheduleById<v1::ResumeScheduleRequest>};
 
 }  // namespace
 

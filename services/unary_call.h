@@ -14,6 +14,11 @@
 // engine's callback (after a write is durable), so no CQ thread waits for a
 // disk. Each call posts its successor when it arrives; it is deleted when
 // its finish tag returns. `reply` must be called exactly once.
+//
+// Queue scopes (auth/caller.h): for a caller whose token is limited to some
+// queues, the Method's `scope` check runs first and its error is the answer;
+// a Method without one refuses such callers (PERMISSION_DENIED), so a new
+// RPC is closed to scoped tokens until it says which queue it touches.
 #ifndef TASKD_SERVICES_UNARY_CALL_H_
 #define TASKD_SERVICES_UNARY_CALL_H_
 
@@ -22,6 +27,7 @@
 #include <functional>
 
 #include "absl/status/statusor.h"
+#include "services/auth/caller.h"
 #include "services/call.h"
 #include "services/status_util.h"
 
@@ -36,10 +42,13 @@ class UnaryCall final : public Call {
                                           grpc::ServerCompletionQueue*, void*);
   using Reply = std::function<void(absl::StatusOr<Response>)>;
   using Handler = std::function<void(Backend&, const Request&, Reply)>;
+  using ScopeCheck = std::function<absl::Status(Backend&, const Request&,
+                                                const auth::Caller&)>;
 
   struct Method {
     RequestMethod request;
     Handler handle;
+    ScopeCheck scope = nullptr;  // see above
   };
 
   static void Arm(Backend* backend, Service* service, const Method* method,
@@ -53,13 +62,21 @@ class UnaryCall final : public Call {
       return;
     }
     Arm(backend_, service_, method_, cq_);
-    method_->handle(*backend_, request_, [this](absl::StatusOr<Response> r) {
+    auto reply = [this](absl::StatusOr<Response> r) {
       if (r.ok()) {
         responder_.Finish(*r, grpc::Status::OK, &finish_tag_);
       } else {
         responder_.FinishWithError(ToGrpcStatus(r.status()), &finish_tag_);
       }
-    });
+    };
+    if (auth::Caller caller = auth::Caller::FromContext(ctx_);
+        caller.scoped()) {
+      absl::Status allowed =
+          method_->scope ? method_->scope(*backend_, request_, caller)
+                         : caller.CheckUnscoped("this call");
+      if (!allowed.ok()) return reply(allowed);
+    }
+    method_->handle(*backend_, request_, std::move(reply));
   }
 
  private:

@@ -6,6 +6,8 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "services/auth/caller.h"
 #include "services/ref_counted_call.h"
 #include "services/status_util.h"
 
@@ -146,7 +148,7 @@ class WorkCall final : public RefCountedCall, public WorkerSink {
       } else if (hello_seen_) {
         status = absl::FailedPreconditionError(
             "the Work stream's session has ended");
-      } else {
+      } else if (status = HelloScope(message_.hello()); status.ok()) {
         hello_seen_ = true;
         auto connected = engine->ConnectWorker(message_.hello(), this);
         if (connected.ok()) {
@@ -225,6 +227,21 @@ class WorkCall final : public RefCountedCall, public WorkerSink {
   void ClearOutboxLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     outbox_.clear();
     outbox_bytes_ = in_flight_bytes_;
+  }
+
+  // A worker whose token is scoped to some queues may serve only those.
+  absl::Status HelloScope(const v1::Hello& hello) const {
+    auth::Caller caller = auth::Caller::FromContext(ctx_);
+    if (!caller.scoped()) return absl::OkStatus();
+    if (hello.queues_size() == 0) return caller.CheckQueue("", "hello.queues");
+    for (int i = 0; i < hello.queues_size(); ++i) {
+      if (auto s = caller.CheckQueue(hello.queues(i),
+                                     absl::StrCat("hello.queues[", i, "]"));
+          !s.ok()) {
+        return s;
+      }
+    }
+    return absl::OkStatus();
   }
 
   void FinishLocked(const absl::Status& status)

@@ -9,6 +9,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "scheduler/task_state.h"
+#include "services/auth/caller.h"
 #include "scheduler/validation.h"
 #include "services/call.h"
 #include "services/ref_counted_call.h"
@@ -23,6 +24,30 @@ using Service = v1::TaskService::AsyncService;
 // What one answer may carry: a client's default receive limit (4 MiB), less
 // room for gRPC's framing.
 constexpr size_t kMaxResponseBytes = (4 << 20) - (16 << 10);
+
+// ---------------------------------------------------------------- scopes
+
+// For a caller scoped to some queues (auth/caller.h): NOT_FOUND for the
+// first id whose task is in another queue, so ids do not leak. Unknown ids
+// are left to the engine's own answer.
+template <class Ids>
+absl::Status TasksInScope(const Engine& engine, const Ids& ids,
+                          const auth::Caller& caller) {
+  for (const std::string& id : ids) {
+    absl::StatusOr<v1::Task> task = engine.Get(id);
+    if (!task.ok()) continue;
+    if (auto s = caller.CheckTaskQueue(task->spec().queue(), id); !s.ok()) {
+      return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+template <class Request>
+absl::Status TaskInScope(Engine& engine, const Request& request,
+                         const auth::Caller& caller) {
+  return TasksInScope(engine, std::vector<std::string>{request.id()}, caller);
+}
 
 // ---------------------------------------------------------------- unary
 
@@ -51,6 +76,10 @@ const SubmitCall::Method kSubmit{
             response.set_deduplicated(result->deduplicated);
             reply(std::move(response));
           });
+    },
+    [](Engine&, const v1::SubmitTaskRequest& request,
+       const auth::Caller& caller) {
+      return caller.CheckQueue(request.task().queue(), "task.queue");
     }};
 
 const SubmitBatchCall::Method kSubmitBatch{
@@ -65,25 +94,43 @@ const SubmitBatchCall::Method kSubmitBatch{
             for (v1::Task& t : *tasks) *response.add_tasks() = std::move(t);
             reply(std::move(response));
           });
+    },
+    [](Engine&, const v1::SubmitTasksRequest& request,
+       const auth::Caller& caller) {
+      for (int i = 0; i < request.tasks_size(); ++i) {
+        if (auto s = caller.CheckQueue(request.tasks(i).queue(),
+                                       absl::StrCat("tasks[", i, "].queue"));
+            !s.ok()) {
+          return s;
+        }
+      }
+      return absl::OkStatus();
     }};
 
 const GetCall::Method kGet{
     &Service::RequestGetTask,
     [](Engine& engine, const v1::GetTaskRequest& request, GetCall::Reply reply) {
       engine.GetAsync(request.id(), std::move(reply));
-    }};
+    },
+    TaskInScope<v1::GetTaskRequest>};
 
 const ListCall::Method kList{
     &Service::RequestListTasks,
     [](Engine& engine, const v1::ListTasksRequest& request,
-       ListCall::Reply reply) { reply(engine.List(request)); }};
+       ListCall::Reply reply) { reply(engine.List(request)); },
+    [](Engine&, const v1::ListTasksRequest& request,
+       const auth::Caller& caller) {
+      return request.queue().empty() ? caller.CheckUnscoped("ListTasks")
+                                     : caller.CheckQueue(request.queue());
+    }};
 
 const CancelCall::Method kCancel{
     &Service::RequestCancel,
     [](Engine& engine, const v1::CancelRequest& request,
        CancelCall::Reply reply) {
       engine.CancelAsync(request.id(), request.reason(), std::move(reply));
-    }};
+    },
+    TaskInScope<v1::CancelRequest>};
 
 // ---------------------------------------------------------------- Await
 
@@ -117,7 +164,7 @@ class AwaitCall final : public RefCountedCall {
         // Outside mu_: the engine may be running our callback right now.
         // Only a successful withdrawal drops the callback's reference; else
         // the callback is running or will run, and drops it itself.
-        if (handle && handlers_->engine()->CancelAwait(handle)) Unref();
+        if (handle) handlers_->engine()->CancelAwait(handle);
         break;
       }
       case kFinish:
@@ -150,6 +197,10 @@ class AwaitCall final : public RefCountedCall {
     } else if (request_.has_timeout()) {
       invalid = ValidateDuration(request_.timeout(), "timeout");
     }
+    if (auth::Caller caller = auth::Caller::FromContext(ctx_);
+        invalid.ok() && caller.scoped()) {
+      invalid = TasksInScope(*handlers_->engine(), request_.ids(), caller);
+    }
     if (!invalid.ok()) {
       Finish(invalid);
       return;
@@ -161,12 +212,6 @@ class AwaitCall final : public RefCountedCall {
           handlers_->engine()->clock()->Now() + ToDuration(request_.timeout());
     }
     std::vector<std::string> ids(request_.ids().begin(), request_.ids().end());
-    {
-      // The engine's callback owns a reference: it may run on any thread at
-      // any time until CancelAwait succeeds, even after the done tag came.
-      absl::MutexLock lock(&mu_);
-      Ref();
-    }
     Engine::AwaitOptions options;
     options.any = request_.mode() == v1::AWAIT_MODE_ANY;
     options.deadline = deadline;
@@ -180,11 +225,9 @@ class AwaitCall final : public RefCountedCall {
           } else {
             Finish(result.status());
           }
-          Unref();  // the callback's reference
         });
     if (!handle.ok()) {
       Finish(handle.status());
-      Unref();  // the callback will never run
       return;
     }
     bool gone;
@@ -193,7 +236,7 @@ class AwaitCall final : public RefCountedCall {
       handle_ = *handle;
       gone = client_gone_;
     }
-    if (gone && handlers_->engine()->CancelAwait(*handle)) Unref();
+    if (gone) handlers_->engine()->CancelAwait(*handle);
   }
 
   // Runs at most once (the engine fires the callback once; errors before
@@ -331,6 +374,15 @@ class StreamCall final : public RefCountedCall {
     if (!request_.queue().empty()) {
       if (auto s = ValidateQueueName(request_.queue(), "queue"); !s.ok())
         return s;
+    }
+    if (auth::Caller caller = auth::Caller::FromContext(ctx_);
+        caller.scoped()) {
+      // Listed ids (their tasks' queues), else the queue; not everything.
+      absl::Status s =
+          request_.ids_size() > 0 ? TasksInScope(engine, request_.ids(), caller)
+          : request_.queue().empty() ? caller.CheckUnscoped("Stream")
+                                     : caller.CheckQueue(request_.queue());
+      if (!s.ok()) return s;
     }
     // The sequence is read before the states so that a task found terminal
     // had its terminal event before `start_seq_`.

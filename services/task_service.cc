@@ -164,7 +164,7 @@ class AwaitCall final : public RefCountedCall {
         // Outside mu_: the engine may be running our callback right now.
         // Only a successful withdrawal drops the callback's reference; else
         // the callback is running or will run, and drops it itself.
-        if (handle) handlers_->engine()->CancelAwait(handle);
+        if (handle && handlers_->engine()->CancelAwait(handle)) Unref();
         break;
       }
       case kFinish:
@@ -212,6 +212,12 @@ class AwaitCall final : public RefCountedCall {
           handlers_->engine()->clock()->Now() + ToDuration(request_.timeout());
     }
     std::vector<std::string> ids(request_.ids().begin(), request_.ids().end());
+    {
+      // The engine's callback owns a reference: it may run on any thread at
+      // any time until CancelAwait succeeds, even after the done tag came.
+      absl::MutexLock lock(&mu_);
+      Ref();
+    }
     Engine::AwaitOptions options;
     options.any = request_.mode() == v1::AWAIT_MODE_ANY;
     options.deadline = deadline;
@@ -225,9 +231,11 @@ class AwaitCall final : public RefCountedCall {
           } else {
             Finish(result.status());
           }
+          Unref();  // the callback's reference
         });
     if (!handle.ok()) {
       Finish(handle.status());
+      Unref();  // the callback will never run
       return;
     }
     bool gone;
@@ -236,7 +244,7 @@ class AwaitCall final : public RefCountedCall {
       handle_ = *handle;
       gone = client_gone_;
     }
-    if (gone) handlers_->engine()->CancelAwait(*handle);
+    if (gone && handlers_->engine()->CancelAwait(*handle)) Unref();
   }
 
   // Runs at most once (the engine fires the callback once; errors before

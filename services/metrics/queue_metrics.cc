@@ -3,6 +3,8 @@
 #include <utility>
 
 #include "absl/hash/hash.h"
+#include "absl/strings/ascii.h"
+#include "scheduler/task_state.h"
 
 namespace taskd {
 namespace metrics {
@@ -27,22 +29,17 @@ double Seconds(absl::Duration d) {
 }  // namespace
 
 const char* StateLabel(v1::TaskState state) {
-  switch (state) {
-    case v1::TASK_STATE_PENDING:
-      return "pending";
-    case v1::TASK_STATE_SCHEDULED:
-      return "scheduled";
-    case v1::TASK_STATE_RUNNING:
-      return "running";
-    case v1::TASK_STATE_SUCCEEDED:
-      return "succeeded";
-    case v1::TASK_STATE_FAILED:
-      return "failed";
-    case v1::TASK_STATE_CANCELLED:
-      return "cancelled";
-    default:
-      return "unspecified";
-  }
+  // StateName in lowercase, made once.
+  static const auto* labels = [] {
+    auto* out = new std::array<std::string, v1::TaskState_ARRAYSIZE>;
+    for (int i = 0; i < v1::TaskState_ARRAYSIZE; ++i) {
+      (*out)[i] =
+          absl::AsciiStrToLower(StateName(static_cast<v1::TaskState>(i)));
+    }
+    return out;
+  }();
+  const int i = static_cast<int>(state);
+  return (*labels)[i >= 0 && i < v1::TaskState_ARRAYSIZE ? i : 0].c_str();
 }
 
 QueueCells::QueueCells(std::string label) : label_(std::move(label)) {}

@@ -46,6 +46,13 @@ TaskClient::TaskClient(const std::string& target)
     : TaskClient(grpc::CreateChannel(target,
                                      grpc::InsecureChannelCredentials())) {}
 
+absl::StatusOr<TaskClient> TaskClient::Connect(
+    const std::string& target, const ChannelSecurity& security) {
+  auto channel = NewChannel(target, security);
+  if (!channel.ok()) return channel.status();
+  return TaskClient(*std::move(channel));
+}
+
 TaskClient::TaskClient(std::shared_ptr<grpc::Channel> channel)
     : channel_(std::move(channel)),
       stub_(std::shared_ptr<v1::TaskService::Stub>(

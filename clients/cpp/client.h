@@ -34,6 +34,7 @@
 #include "absl/time/time.h"
 #include "api/taskd/v1/taskd.grpc.pb.h"
 #include "api/taskd/v1/taskd.pb.h"
+#include "clients/cpp/connection.h"
 
 namespace taskd {
 
@@ -57,6 +58,10 @@ class TaskClient {
   explicit TaskClient(const std::string& target);
   // Uses `channel`, which must not be null.
   explicit TaskClient(std::shared_ptr<grpc::Channel> channel);
+  // Connects (lazily) with TLS and/or a bearer token (connection.h).
+  // INVALID_ARGUMENT as NewChannel says.
+  static absl::StatusOr<TaskClient> Connect(const std::string& target,
+                                            const ChannelSecurity& security);
 
   // SubmitTask: the created (or, with an idempotency key, the existing) task.
   absl::StatusOr<v1::SubmitTaskResponse> Submit(

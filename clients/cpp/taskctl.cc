@@ -14,6 +14,8 @@
 #include "clients/cpp/cli_args.h"
 #include "clients/cpp/client.h"
 #include "clients/cpp/taskctl_admin.h"
+#include "services/auth/token_hash.h"
+#include "services/auth/token_table.h"
 
 namespace taskd {
 
@@ -49,9 +51,20 @@ schedules (periodic tasks):
       cron is 5 fields in UTC, e.g. "*/15 * * * *"; --every 1m
   schedule list | get ID | delete ID | pause ID | resume ID
 
+tokens (for taskd --auth-tokens; needs no server):
+  token new NAME --roles R[,R...] [--queues P[,P...]]
+      print a fresh random token (line 1) and the line to add to the token
+      file (line 2). Roles: submit, read, work, admin; queue patterns may
+      use * and ?, e.g. build-*
+
 global flags:
   --server ADDR   taskd address (default $TASKD_SERVER, else 127.0.0.1:50051)
   --json          print JSON objects, one per line
+  --tls-ca FILE   connect with TLS, trusting the CA certificates in FILE
+  --tls-cert FILE client certificate for mTLS (with --tls-key; implies TLS)
+  --tls-key FILE  private key of --tls-cert
+  --token T       bearer token (default $TASKD_TOKEN); sent only over TLS or
+                  to a loopback address
   --help          print this text
 
 durations look like 30s, 5m, 1h30m. Exit status: 0 ok; 1 RPC error, failed
@@ -82,6 +95,7 @@ absl::StatusOr<v1::TaskState> ParseState(absl::string_view text) {
 
 std::vector<FlagSpec> FlagsFor(Command command) {
   std::vector<FlagSpec> flags = {{"server"}, {"json", false}, {"help", false}, {"h", false}};
+  for (FlagSpec& spec : SecurityFlagSpecs()) flags.push_back(spec);
   auto add = [&](std::vector<FlagSpec> more) {
     flags.insert(flags.end(), more.begin(), more.end());
   };
@@ -103,6 +117,9 @@ std::vector<FlagSpec> FlagsFor(Command command) {
     case Command::kList:
       add({{"queue"}, {"state", true, true}, {"limit"}});
       break;
+    case Command::kTokenNew:
+      add({{"roles"}, {"queues"}});
+      break;
     case Command::kGet:
     case Command::kHelp:
       break;
@@ -116,6 +133,14 @@ std::vector<FlagSpec> FlagsFor(Command command) {
 absl::Status ParseCommandArgs(const ParsedArgs& args, TaskctlInvocation* inv) {
   const std::vector<std::string>& pos = args.positional;
   switch (inv->command) {
+    case Command::kTokenNew: {
+      if (pos.size() != 1) return Usage("token new needs exactly one NAME");
+      if (!args.Has("roles")) return Usage("token new: --roles required");
+      inv->token_name = pos[0];
+      inv->token_roles = args.Get("roles", "");
+      inv->token_queues = args.Get("queues", "");
+      return absl::OkStatus();
+    }
     case Command::kSubmit: {
       if (pos.size() != 1) return Usage("submit needs exactly one TYPE");
       inv->spec.set_type(pos[0]);
@@ -290,8 +315,49 @@ absl::Status ReadPayloadFile(const std::string& path, std::string* payload) {
   return absl::OkStatus();
 }
 
+// `token new`: the token on line 1, its --auth-tokens line on line 2.
+int NewTokenLine(const TaskctlInvocation& inv, std::ostream& out,
+                 std::ostream& err) {
+  if (inv.token_name.empty() ||
+      inv.token_name.find_first_of(" \t#") != std::string::npos) {
+    err << "taskctl: token new: NAME must be one word without #\n";
+    return 2;
+  }
+  absl::StatusOr<uint32_t> roles = auth::ParseRoles(inv.token_roles);
+  if (!roles.ok()) {
+    err << "taskctl: --roles: " << roles.status().message() << "\n";
+    return 2;
+  }
+  std::string line = absl::StrCat(" ", inv.token_name, " ",
+                                  auth::FormatRoles(*roles));
+  if (!inv.token_queues.empty()) {
+    for (absl::string_view pattern :
+         absl::StrSplit(inv.token_queues, ',', absl::SkipEmpty())) {
+      if (!auth::ValidQueuePattern(pattern)) {
+        err << "taskctl: --queues: not a queue pattern: " << pattern << "\n";
+        return 2;
+      }
+    }
+    absl::StrAppend(&line, " queues=", inv.token_queues);
+  }
+  absl::StatusOr<std::string> token = auth::NewToken();
+  if (!token.ok()) return Fail(err, token.status());
+  out << *token << "\n" << auth::HashLine(*token) << line << "\n";
+  err << "taskctl: line 1 is the token (give it to the client as --token or "
+         "TASKD_TOKEN; it is not stored anywhere); add line 2 to the "
+         "--auth-tokens file (taskd reloads it on change or SIGHUP)\n";
+  return 0;
+}
+
 int Execute(TaskctlInvocation inv, std::ostream& out, std::ostream& err) {
-  TaskClient client(inv.server);
+  if (inv.command == Command::kTokenNew) return NewTokenLine(inv, out, err);
+  absl::StatusOr<TaskClient> connected =
+      TaskClient::Connect(inv.server, inv.security);
+  if (!connected.ok()) {
+    err << "taskctl: " << connected.status().message() << "\n";
+    return 2;
+  }
+  TaskClient client = *std::move(connected);
   switch (inv.command) {
     case Command::kHelp:
       out << kTaskctlUsage;
@@ -364,7 +430,8 @@ int Execute(TaskctlInvocation inv, std::ostream& out, std::ostream& err) {
 }  // namespace
 
 absl::StatusOr<TaskctlInvocation> ParseTaskctl(
-    const std::vector<std::string>& args, const char* env_server) {
+    const std::vector<std::string>& args, const char* env_server,
+    const char* env_token) {
   TaskctlInvocation inv;
   if (env_server != nullptr && env_server[0] != '\0') inv.server = env_server;
   absl::StatusOr<ParsedArgs> global =
@@ -390,6 +457,14 @@ absl::StatusOr<TaskctlInvocation> ParseTaskctl(
     }
   }
   size_t rest_begin = global->next + 1;
+  if (name == "token") {  // `token new ...`
+    if (rest_begin >= args.size() || args[rest_begin] != "new") {
+      return Usage("token needs a command: new");
+    }
+    inv.command = Command::kTokenNew;
+    known = true;
+    ++rest_begin;
+  }
   if (name == "schedule") {  // `schedule VERB ...`
     if (rest_begin >= args.size()) {
       return Usage("schedule needs a command: create, list, get, delete, "
@@ -407,13 +482,15 @@ absl::StatusOr<TaskctlInvocation> ParseTaskctl(
       ParseArgs(args, rest_begin, FlagsFor(inv.command));
   if (!rest.ok()) return rest.status();
   // Global flags may come before or after the command, once.
-  for (const char* flag : {"server", "json", "help"}) {
+  for (const char* flag :
+       {"server", "json", "help", "tls-ca", "tls-cert", "tls-key", "token"}) {
     if (global->Has(flag) && rest->Has(flag)) {
       return Usage(absl::StrCat("flag --", flag, " given more than once"));
     }
   }
   inv.server = rest->Get("server", global->Get("server", inv.server));
   inv.json = global->GetBool("json") || rest->GetBool("json");
+  inv.security = SecurityFromArgs({&*global, &*rest}, env_token);
   if (inv.server.empty()) return Usage("--server: empty address");
   if (rest->GetBool("help") || rest->GetBool("h")) {
     inv.command = Command::kHelp;
@@ -424,8 +501,9 @@ absl::StatusOr<TaskctlInvocation> ParseTaskctl(
 }
 
 int RunTaskctl(const std::vector<std::string>& args, const char* env_server,
-               std::ostream& out, std::ostream& err) {
-  absl::StatusOr<TaskctlInvocation> inv = ParseTaskctl(args, env_server);
+               std::ostream& out, std::ostream& err, const char* env_token) {
+  absl::StatusOr<TaskctlInvocation> inv =
+      ParseTaskctl(args, env_server, env_token);
   if (!inv.ok()) {
     err << "taskctl: " << inv.status().message() << "\n\n" << kTaskctlUsage;
     return 2;

@@ -14,6 +14,9 @@
 //   taskctl schedule create ID (--cron EXPR | --every D) TYPE [--payload P]
 //           [--queue Q] [--priority N]
 //   taskctl schedule list | get ID | delete ID | pause ID | resume ID
+//   taskctl token new NAME --roles R[,R...] [--queues P[,P...]]
+//   security flags anywhere: --tls-ca F --tls-cert F --tls-key F --token T
+//   (or $TASKD_TOKEN), see connection.h
 //
 // Exit status: 0 success; 1 an RPC failed (stderr: "taskctl: CODE: message"),
 // or an awaited task FAILED or was CANCELLED, or the wait timed out; 2 usage
@@ -32,6 +35,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "api/taskd/v1/taskd.pb.h"
+#include "clients/cpp/connection.h"
 
 namespace taskd {
 
@@ -59,10 +63,18 @@ struct TaskctlInvocation {
     kScheduleDelete,
     kSchedulePause,
     kScheduleResume,
+    // `token new`: prints a fresh token and its line for --auth-tokens.
+    kTokenNew,
   };
   Command command = Command::kHelp;
   std::string server = kDefaultServer;
   bool json = false;
+  // TLS and bearer token (--tls-ca, --tls-cert, --tls-key, --token).
+  ChannelSecurity security;
+  // token new: NAME, --roles, --queues.
+  std::string token_name;
+  std::string token_roles;
+  std::string token_queues;
   // submit: type, queue, payload, priority, delay, timeout,
   // retry.max_attempts, idempotency_key, depends_on.
   v1::TaskSpec spec;
@@ -90,12 +102,15 @@ struct TaskctlInvocation {
 // Parses argv without the program name. `env_server` is $TASKD_SERVER (null
 // or empty when unset); --server overrides it. INVALID_ARGUMENT (a usage
 // error) with a message naming the problem.
+// `env_token` is $TASKD_TOKEN (null when unset); --token overrides it.
 absl::StatusOr<TaskctlInvocation> ParseTaskctl(
-    const std::vector<std::string>& args, const char* env_server);
+    const std::vector<std::string>& args, const char* env_server,
+    const char* env_token = nullptr);
 
 // Parses and runs; returns the process exit status.
 int RunTaskctl(const std::vector<std::string>& args, const char* env_server,
-               std::ostream& out, std::ostream& err);
+               std::ostream& out, std::ostream& err,
+               const char* env_token = nullptr);
 
 // One-line human summaries.
 std::string FormatTask(const v1::Task& task);

@@ -370,8 +370,13 @@ absl::Status ParseAdminArgs(const ParsedArgs& args, TaskctlInvocation* inv) {
 
 int ExecuteAdmin(const TaskctlInvocation& inv, std::ostream& out,
                  std::ostream& err) {
-  auto channel =
-      grpc::CreateChannel(inv.server, grpc::InsecureChannelCredentials());
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> connected =
+      NewChannel(inv.server, inv.security);
+  if (!connected.ok()) {
+    err << "taskctl: " << connected.status().message() << "\n";
+    return 2;
+  }
+  std::shared_ptr<grpc::Channel> channel = *std::move(connected);
   switch (inv.command) {
     case Command::kQueues:
     case Command::kPauseQueue:

@@ -9,5 +9,5 @@
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   return taskd::RunTaskctl(args, std::getenv("TASKD_SERVER"), std::cout,
-                           std::cerr);
+                           std::cerr, std::getenv("TASKD_TOKEN"));
 }

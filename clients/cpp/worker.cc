@@ -163,8 +163,9 @@ absl::Status Worker::Impl::Start() {
     if (options_.target.empty()) {
       return absl::InvalidArgumentError("no server target or channel");
     }
-    channel = grpc::CreateChannel(options_.target,
-                                  grpc::InsecureChannelCredentials());
+    auto made = NewChannel(options_.target, options_.security);
+    if (!made.ok()) return made.status();
+    channel = *std::move(made);
   }
   stub_ = v1::WorkerService::NewStub(channel);
   context_ = std::make_unique<grpc::ClientContext>();

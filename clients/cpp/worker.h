@@ -38,6 +38,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "clients/cpp/connection.h"
 #include "clients/cpp/task_context.h"
 
 namespace taskd {
@@ -51,6 +52,9 @@ class Worker {
   struct Options {
     // Server address; ignored when `channel` is set.
     std::string target = "127.0.0.1:50051";
+    // TLS and bearer token for `target` (connection.h); ignored when
+    // `channel` is set.
+    ChannelSecurity security;
     std::shared_ptr<grpc::Channel> channel;
     // Empty: "<hostname>-<pid>".
     std::string worker_id;

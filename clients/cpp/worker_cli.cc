@@ -25,6 +25,11 @@ flags:
   --grace D            SIGTERM to SIGKILL delay (default 5s)
   --heartbeat D        heartbeat interval (default 5s)
   --worker-id ID       name the server knows this worker by (default hostname-pid)
+  --tls-ca FILE        connect with TLS, trusting the CA certificates in FILE
+  --tls-cert FILE      client certificate for mTLS (with --tls-key)
+  --tls-key FILE       private key of --tls-cert
+  --token T            bearer token (default $TASKD_TOKEN); sent only over TLS
+                       or to a loopback address
   --help               print this text
 
 SIGTERM or SIGINT stops gracefully (running commands are cancelled and their
@@ -52,7 +57,8 @@ absl::Status ParsePositiveDuration(const ParsedArgs& args,
 }  // namespace
 
 absl::StatusOr<WorkerConfig> ParseWorkerArgs(
-    const std::vector<std::string>& args, const char* env_server) {
+    const std::vector<std::string>& args, const char* env_server,
+    const char* env_token) {
   absl::StatusOr<ParsedArgs> parsed =
       ParseArgs(args, 0,
                 {{"server"},
@@ -63,7 +69,11 @@ absl::StatusOr<WorkerConfig> ParseWorkerArgs(
                  {"heartbeat"},
                  {"worker-id"},
                  {"help", false},
-                 {"h", false}});
+                 {"h", false},
+                 {"tls-ca"},
+                 {"tls-cert"},
+                 {"tls-key"},
+                 {"token"}});
   if (!parsed.ok()) return parsed.status();
   WorkerConfig config;
   if (parsed->GetBool("help") || parsed->GetBool("h")) {
@@ -77,6 +87,7 @@ absl::StatusOr<WorkerConfig> ParseWorkerArgs(
   config.server = parsed->Get("server", config.server);
   if (config.server.empty()) return Usage("--server: empty address");
   config.worker_id = parsed->Get("worker-id", "");
+  config.security = SecurityFromArgs({&*parsed}, env_token);
   if (parsed->Has("queue")) {
     for (const std::string& value : parsed->flags.at("queue")) {
       for (absl::string_view q :

@@ -4,6 +4,7 @@
 //   taskd-worker --server ADDR --queue Q[,Q...] (repeatable)
 //       --handler TYPE=COMMAND (repeatable) [--concurrency N] [--grace 5s]
 //       [--worker-id ID] [--heartbeat 5s]
+//       [--tls-ca F] [--tls-cert F --tls-key F] [--token T | $TASKD_TOKEN]
 //
 // Thread-compatible.
 #ifndef TASKD_CLIENTS_CPP_WORKER_CLI_H_
@@ -15,6 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "clients/cpp/connection.h"
 
 namespace taskd {
 
@@ -27,12 +29,15 @@ struct WorkerConfig {
   int concurrency = 1;
   absl::Duration grace = absl::Seconds(5);
   absl::Duration heartbeat = absl::Seconds(5);
+  ChannelSecurity security;  // TLS and bearer token
 };
 
 // Parses argv without the program name; `env_server` is $TASKD_SERVER or
-// null. INVALID_ARGUMENT (a usage error) naming the problem.
+// null, `env_token` $TASKD_TOKEN or null. INVALID_ARGUMENT (a usage error)
+// naming the problem.
 absl::StatusOr<WorkerConfig> ParseWorkerArgs(
-    const std::vector<std::string>& args, const char* env_server);
+    const std::vector<std::string>& args, const char* env_server,
+    const char* env_token = nullptr);
 
 extern const char kWorkerUsage[];
 

@@ -56,7 +56,7 @@ void SignalLoop(sigset_t signals) {
 int Main(int argc, char** argv) {
   absl::StatusOr<WorkerConfig> config = ParseWorkerArgs(
       std::vector<std::string>(argv + 1, argv + argc),
-      std::getenv("TASKD_SERVER"));
+      std::getenv("TASKD_SERVER"), std::getenv("TASKD_TOKEN"));
   if (!config.ok()) {
     std::cerr << "taskd-worker: " << config.status().message() << "\n\n"
               << kWorkerUsage;
@@ -82,6 +82,7 @@ int Main(int argc, char** argv) {
 
   Worker::Options options;
   options.target = config->server;
+  options.security = config->security;
   options.worker_id = config->worker_id;
   options.queues = config->queues;
   options.concurrency = config->concurrency;

@@ -535,7 +535,18 @@ bool Engine::CancelAwait(const AwaitHandle& handle) {
 
 void Engine::FireWaiter(const std::shared_ptr<internal::Waiter>& waiter,
                         absl::Status status, bool done) {
-  if (waiter->fired.exchange(true)) return;
+  // Counted before the race for `fired`, so that Shutdown, once it has seen
+  // no callback in flight, knows none can start: a callback finishes a gRPC
+  // call, which must happen before the server's queues shut down.
+  {
+    absl::MutexLock lock(&waiters_mu_);
+    ++firing_;
+  }
+  if (waiter->fired.exchange(true)) {
+    absl::MutexLock lock(&waiters_mu_);
+    --firing_;
+    return;
+  }
   {
     absl::MutexLock lock(&waiters_mu_);
     waiters_.erase(waiter);
@@ -580,6 +591,8 @@ void Engine::FireWaiter(const std::shared_ptr<internal::Waiter>& waiter,
     }
   }
   Unregister(waiter);
+  absl::MutexLock lock(&waiters_mu_);
+  --firing_;
 }
 
 void Engine::Unregister(const std::shared_ptr<internal::Waiter>& waiter) {
@@ -784,6 +797,13 @@ void Engine::Shutdown() {
   }
   for (auto& w : pending) {
     FireWaiter(w, absl::UnavailableError("server is shutting down"), false);
+  }
+  {
+    // Await callbacks other threads were running (a timeout, a completion)
+    // have returned too: after this, none runs again.
+    absl::MutexLock lock(&waiters_mu_);
+    waiters_mu_.Await(absl::Condition(
+        +[](int* n) { return *n == 0; }, &firing_));
   }
   events_.Close();
 }

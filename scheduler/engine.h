@@ -358,6 +358,8 @@ class Engine {
   absl::Mutex waiters_mu_;
   absl::flat_hash_set<std::shared_ptr<internal::Waiter>> waiters_
       ABSL_GUARDED_BY(waiters_mu_);
+  // FireWaiter calls in progress (see Shutdown).
+  int firing_ ABSL_GUARDED_BY(waiters_mu_) = 0;
 
   absl::Mutex rng_mu_;
   absl::BitGen rng_ ABSL_GUARDED_BY(rng_mu_);

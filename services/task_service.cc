@@ -439,7 +439,10 @@ class StreamCall final : public RefCountedCall {
   void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (finished_ || write_in_flight_) return;
     EventLog& log = handlers_->engine()->events();
-    if (pending_.empty()) {
+    // Reads on until something matches or the log is caught up: a batch
+    // with no match must not leave a filtered replay waiting for an event
+    // that may never come. Bounded by the log's size.
+    while (pending_.empty()) {
       std::vector<v1::TaskEvent> batch;
       if (auto s = log.Read(cursor_, kReadBatch, &batch); !s.ok()) {
         FinishLocked(absl::ResourceExhaustedError(absl::StrCat(
@@ -447,6 +450,7 @@ class StreamCall final : public RefCountedCall {
             "); resume with from_sequence=", log.first_retained())));
         return;
       }
+      if (batch.empty()) break;
       cursor_ += batch.size();
       for (auto& e : batch) {
         if (Matches(e)) pending_.push_back(std::move(e));

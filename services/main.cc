@@ -66,6 +66,9 @@ ABSL_FLAG(absl::Duration, tls_refresh, absl::Seconds(60),
 ABSL_FLAG(std::string, auth_tokens, "",
           "token file: `sha256:<hash> NAME ROLES [queues=P,...]` per line "
           "(see `taskctl token new`); re-read on SIGHUP and when it changes");
+ABSL_FLAG(absl::Duration, auth_tokens_check, absl::Seconds(2),
+          "how often the --auth-tokens file is checked for changes; 0: only "
+          "on SIGHUP");
 ABSL_FLAG(bool, insecure, false,
           "allow a non-loopback --listen without TLS or without tokens/"
           "client certificates (taskd refuses otherwise)");
@@ -199,6 +202,7 @@ int main(int argc, char** argv) {
   options.security.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
   options.security.cert_refresh = absl::GetFlag(FLAGS_tls_refresh);
   options.security.auth_tokens = absl::GetFlag(FLAGS_auth_tokens);
+  options.security.tokens_watch = absl::GetFlag(FLAGS_auth_tokens_check);
   options.security.insecure = absl::GetFlag(FLAGS_insecure);
 
   taskd::TaskdServer server(options);

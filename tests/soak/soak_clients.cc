@@ -1,16 +1,15 @@
 #include "tests/soak/soak_clients.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <thread>
 #include <utility>
 
-#include <grpcpp/create_channel.h>
-#include <grpcpp/security/credentials.h>
-#include <grpcpp/support/channel_arguments.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "api/taskd/v1/taskd.grpc.pb.h"
+#include "tests/soak/soak_channel.h"
 #include "tests/soak/soak_fleet.h"
 
 namespace taskd::soak {
@@ -28,6 +27,7 @@ constexpr int kMaxIterations = 100'000'000;
 constexpr int kMaxStreams = 1'000'000;
 constexpr int kMaxStalledReads = 10'000'000;
 constexpr int kAwaitChunk = 500;
+constexpr int kMaxDrainRounds = 1000;
 constexpr int kMaxFinalTries = 10;
 
 // Submits first tried with a deadline of at most 3 ms, and acknowledged
@@ -62,16 +62,6 @@ CallOptions RandomCallOptions(std::mt19937_64& rng) {
 }
 
 }  // namespace
-
-std::shared_ptr<grpc::Channel> NewSoakChannel(const std::string& target) {
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
-                                   args);
-}
 
 bool Transient(absl::StatusCode code) {
   switch (code) {
@@ -375,7 +365,8 @@ void SoakClients::ObserverLoop() {
 // must end it with RESOURCE_EXHAUSTED (seen once it reads again) or at
 // least not buffer for it (the RSS bound). Then it reads what is left.
 void SoakClients::StalledStreamLoop() {
-  auto stub = v1::TaskService::NewStub(NewSoakChannel(options_.target));
+  auto stub = v1::TaskService::NewStub(
+      NewSoakChannel(options_.target, /*stalling=*/true));
   for (int i = 0; i < kMaxStreams; ++i) {
     if (stop_streams_.WaitForNotificationWithTimeout(
             i == 0 ? absl::ZeroDuration() : kStreamPause)) {
@@ -391,14 +382,25 @@ void SoakClients::StalledStreamLoop() {
     stats_->stalled_streams.fetch_add(1);
     auto reader = stub->Stream(&ctx, request);
     v1::TaskEvent event;
+    int read = 0;
+    uint64_t first = 0;
+    uint64_t last = 0;
     if (reader->Read(&event)) {
+      first = last = event.sequence();
       stop_streams_.WaitForNotificationWithTimeout(options_.stall);
-      for (int n = 0; n < kMaxStalledReads && reader->Read(&event); ++n) {
+      for (; read < kMaxStalledReads && reader->Read(&event); ++read) {
+        last = event.sequence();
       }
     }
     const absl::Status status = FromGrpc(reader->Finish());
     SetStreamContext(&stalled_ctx_, nullptr);
     if (stop_streams_.HasBeenNotified()) return;
+    std::fprintf(stderr,
+                 "soak: stalled stream %d: events %llu..%llu, %d read after "
+                 "the stall; %s\n",
+                 i, static_cast<unsigned long long>(first),
+                 static_cast<unsigned long long>(last), read,
+                 status.ToString().substr(0, 200).c_str());
     switch (status.code()) {
       case absl::StatusCode::kResourceExhausted:
         stats_->stalled_exhausted.fetch_add(1);
@@ -426,17 +428,30 @@ int SoakClients::Drain(absl::Duration limit) {
   CallOptions options;
   options.timeout = kCallTimeout + absl::Seconds(5);
   options.wait_for_ready = true;
-  for (int round = 0; !pending.empty() && absl::Now() < deadline; ++round) {
+  int unreadable = 0;
+  for (int round = 0; round < kMaxDrainRounds && !pending.empty() &&
+                      absl::Now() < deadline;
+       ++round) {
+    if (round > 0) {
+      // Pacing, for rounds that end early on errors.
+      absl::SleepFor(std::min(kRetryPause, deadline - absl::Now()));
+    }
     std::vector<std::string> still;
     for (size_t at = 0; at < pending.size(); at += kAwaitChunk) {
       std::vector<std::string> chunk(
           pending.begin() + at,
           pending.begin() + std::min(pending.size(), at + kAwaitChunk));
       absl::StatusOr<v1::AwaitResponse> r = client_.Await(
-          chunk, v1::AWAIT_MODE_ALL, kCallTimeout, options);
+          chunk, v1::AWAIT_MODE_ALL, kAwaitWait, options);
       CheckCall(r.status(), "drain Await");
       if (!r.ok()) {
-        still.insert(still.end(), chunk.begin(), chunk.end());
+        // Transient: again next round. Otherwise (e.g. NOT_FOUND for a
+        // lost id) the final check names the ids.
+        if (Transient(r.status().code())) {
+          still.insert(still.end(), chunk.begin(), chunk.end());
+        } else {
+          unreadable += static_cast<int>(chunk.size());
+        }
         continue;
       }
       for (const v1::Task& task : r->tasks()) {
@@ -448,7 +463,7 @@ int SoakClients::Drain(absl::Duration limit) {
                  round, still.size(), pending.size());
     pending = std::move(still);
   }
-  return static_cast<int>(pending.size());
+  return static_cast<int>(pending.size()) + unreadable;
 }
 
 absl::StatusOr<absl::flat_hash_map<std::string, v1::Task>>

@@ -35,10 +35,6 @@
 
 namespace taskd::soak {
 
-// A channel that reconnects quickly to a restarted server on the same port
-// (gRPC's default reconnect backoff grows to two minutes).
-std::shared_ptr<grpc::Channel> NewSoakChannel(const std::string& target);
-
 // Codes a call may get while the server is killed, restarting or busy.
 bool Transient(absl::StatusCode code);
 

@@ -19,7 +19,10 @@
 // stdout gets one line:
 //   acked=N completed=N cancelled=N failed=N retried=N lost=0 changed=0 max_rss_mb=N
 // stderr gets the seed (SOAK_SEED repeats a run's choices, not its timing),
-// chaos events, client counters and every problem found.
+// chaos events, client counters and every problem found. Other settings
+// from the environment: SOAK_SERVER_KILLS, SOAK_MAX_RSS_MB (the bound), and
+// SOAK_SERVER_FLAGS (more taskd flags; `--durability=memory` shows what the
+// checker reports when a server does lose tasks).
 #include <unistd.h>
 
 #include <algorithm>
@@ -37,6 +40,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -53,7 +57,7 @@ namespace {
 constexpr double kSubmitRate = 40;  // tasks per second
 constexpr int kShellWorkers = 2;
 constexpr int kSdkWorkers = 2;
-constexpr int kWorkerConcurrency = 4;
+constexpr int kWorkerConcurrency = 8;
 constexpr absl::Duration kMinWorkerKillGap = absl::Milliseconds(500);
 constexpr absl::Duration kMaxWorkerKillGap = absl::Seconds(3);
 constexpr absl::Duration kMaxWorkerDowntime = absl::Seconds(2);
@@ -255,6 +259,12 @@ TEST(SoakTest, ChaosLosesAndChangesNothing) {
   fleet_options.server_flags = {"--threads=2", "--metrics_listen=",
                                 "--event_log_capacity=1024",
                                 "--event_log_bytes=4194304"};
+  // SOAK_SERVER_FLAGS: more flags, space-separated (e.g. --durability=memory
+  // to see the checker fail).
+  for (absl::string_view flag :
+       absl::StrSplit(Env("SOAK_SERVER_FLAGS"), ' ', absl::SkipEmpty())) {
+    fleet_options.server_flags.emplace_back(flag);
+  }
   fleet_options.shell_workers = kShellWorkers;
   fleet_options.sdk_workers = kSdkWorkers;
   fleet_options.worker_concurrency = kWorkerConcurrency;

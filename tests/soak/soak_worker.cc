@@ -24,9 +24,6 @@
 #include <random>
 #include <string>
 
-#include <grpcpp/create_channel.h>
-#include <grpcpp/security/credentials.h>
-#include <grpcpp/support/channel_arguments.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -39,6 +36,7 @@
 #include "absl/time/time.h"
 #include "clients/cpp/task_context.h"
 #include "clients/cpp/worker.h"
+#include "tests/soak/soak_channel.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "taskd address");
 ABSL_FLAG(std::string, queue, "soak-sdk", "queue served");
@@ -91,18 +89,6 @@ absl::StatusOr<std::string> Flaky(TaskContext& ctx) {
   return Result(ctx);
 }
 
-// Reconnects quickly to a restarted server (the default backoff reaches
-// two minutes).
-std::shared_ptr<grpc::Channel> NewChannel(const std::string& target) {
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
-                                   args);
-}
-
 int Main() {
   const std::string server = absl::GetFlag(FLAGS_server);
   const absl::Time end = absl::Now() + absl::GetFlag(FLAGS_max_lifetime);
@@ -115,7 +101,7 @@ int Main() {
   std::fflush(stderr);
   for (int stream = 0; absl::Now() < end; ++stream) {
     Worker::Options options;
-    options.channel = NewChannel(server);
+    options.channel = NewSoakChannel(server);
     options.worker_id = absl::GetFlag(FLAGS_worker_id);
     options.queues = {absl::GetFlag(FLAGS_queue)};
     options.concurrency = absl::GetFlag(FLAGS_concurrency);

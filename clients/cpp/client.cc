@@ -1,14 +1,11 @@
 #include "clients/cpp/client.h"
 
 #include <algorithm>
-#include <chrono>
-#include <cstdint>
 
 #include <grpcpp/client_context.h>
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 
-#include "absl/strings/str_cat.h"
 #include "clients/cpp/grpc_status.h"
 
 namespace taskd {
@@ -29,18 +26,20 @@ void ApplyOptions(const CallOptions& options, grpc::ClientContext* context) {
   if (options.wait_for_ready) context->set_wait_for_ready(true);
 }
 
-void ToProto(absl::Duration d, google::protobuf::Duration* out) {
-  const int64_t ns = absl::ToInt64Nanoseconds(d);
-  out->set_seconds(ns / 1000000000);
-  out->set_nanos(static_cast<int32_t>(ns % 1000000000));
+// Waits for `future`, which `client` resolves (each RPC is bounded by its
+// own deadline, so no timeout here). On the client's own completion-queue
+// thread that would never return: refused instead.
+template <typename T>
+absl::StatusOr<T> Wait(const AsyncTaskClient& client, const Future<T>& future) {
+  if (!future.ready() && client.InCompletionThread()) {
+    return absl::FailedPreconditionError(
+        "blocking TaskClient call on the client's completion-queue thread "
+        "(from a continuation) would deadlock; co_await or Then() instead");
+  }
+  return future.Get();
 }
 
 }  // namespace
-
-bool IsTerminal(v1::TaskState state) {
-  return state == v1::TASK_STATE_SUCCEEDED || state == v1::TASK_STATE_FAILED ||
-         state == v1::TASK_STATE_CANCELLED;
-}
 
 TaskClient::TaskClient(const std::string& target)
     : TaskClient(grpc::CreateChannel(target,
@@ -53,75 +52,36 @@ absl::StatusOr<TaskClient> TaskClient::Connect(
   return TaskClient(*std::move(channel));
 }
 
-TaskClient::TaskClient(std::shared_ptr<grpc::Channel> channel)
-    : channel_(std::move(channel)),
+TaskClient::TaskClient(std::shared_ptr<grpc::Channel> channel,
+                       AsyncTaskClient::Options options)
+    : async_(std::make_shared<AsyncTaskClient>(channel, std::move(options))),
       stub_(std::shared_ptr<v1::TaskService::Stub>(
-          v1::TaskService::NewStub(channel_))) {}
+          v1::TaskService::NewStub(channel))) {}
 
 absl::StatusOr<v1::SubmitTaskResponse> TaskClient::Submit(
     const v1::TaskSpec& spec, const CallOptions& options) const {
-  grpc::ClientContext context;
-  ApplyOptions(options, &context);
-  v1::SubmitTaskRequest request;
-  *request.mutable_task() = spec;
-  v1::SubmitTaskResponse response;
-  grpc::Status status = stub_->SubmitTask(&context, request, &response);
-  if (!status.ok()) return FromGrpcStatus(status);
-  return response;
+  return Wait(*async_, async_->Submit(spec, options));
 }
 
 absl::StatusOr<std::vector<v1::Task>> TaskClient::SubmitBatch(
     const std::vector<v1::TaskSpec>& specs, const CallOptions& options) const {
-  grpc::ClientContext context;
-  ApplyOptions(options, &context);
-  v1::SubmitTasksRequest request;
-  for (const v1::TaskSpec& spec : specs) *request.add_tasks() = spec;
-  v1::SubmitTasksResponse response;
-  grpc::Status status = stub_->SubmitTasks(&context, request, &response);
-  if (!status.ok()) return FromGrpcStatus(status);
-  return std::vector<v1::Task>(response.tasks().begin(),
-                               response.tasks().end());
+  return Wait(*async_, async_->SubmitBatch(specs, options));
 }
 
 absl::StatusOr<v1::Task> TaskClient::Get(absl::string_view id,
                                          const CallOptions& options) const {
-  grpc::ClientContext context;
-  ApplyOptions(options, &context);
-  v1::GetTaskRequest request;
-  request.set_id(std::string(id));
-  v1::Task task;
-  grpc::Status status = stub_->GetTask(&context, request, &task);
-  if (!status.ok()) return FromGrpcStatus(status);
-  return task;
+  return Wait(*async_, async_->Get(id, options));
 }
 
 absl::StatusOr<v1::ListTasksResponse> TaskClient::List(
     const v1::ListTasksRequest& request, const CallOptions& options) const {
-  grpc::ClientContext context;
-  ApplyOptions(options, &context);
-  v1::ListTasksResponse response;
-  grpc::Status status = stub_->ListTasks(&context, request, &response);
-  if (!status.ok()) return FromGrpcStatus(status);
-  return response;
+  return Wait(*async_, async_->List(request, options));
 }
 
 absl::StatusOr<v1::AwaitResponse> TaskClient::Await(
     const std::vector<std::string>& ids, v1::AwaitMode mode,
     absl::Duration timeout, const CallOptions& options) const {
-  grpc::ClientContext context;
-  ApplyOptions(options, &context);
-  v1::AwaitRequest request;
-  for (const std::string& id : ids) request.add_ids(id);
-  request.set_mode(mode);
-  if (timeout != absl::InfiniteDuration()) {
-    // 0 would mean "no limit" to the server; the smallest real wait is 1 ms.
-    ToProto(std::max(timeout, absl::Milliseconds(1)),
-            request.mutable_timeout());
-  }
-  v1::AwaitResponse response;
-  grpc::Status status = stub_->Await(&context, request, &response);
-  if (!status.ok()) return FromGrpcStatus(status);
-  return response;
+  return Wait(*async_, async_->AwaitOnce(ids, mode, timeout, options));
 }
 
 absl::StatusOr<v1::AwaitResponse> TaskClient::AwaitUntilDone(
@@ -145,17 +105,11 @@ absl::StatusOr<v1::AwaitResponse> TaskClient::AwaitUntilDone(
 absl::StatusOr<v1::Task> TaskClient::Cancel(absl::string_view id,
                                             absl::string_view reason,
                                             const CallOptions& options) const {
-  grpc::ClientContext context;
-  ApplyOptions(options, &context);
-  v1::CancelRequest request;
-  request.set_id(std::string(id));
-  request.set_reason(std::string(reason));
-  v1::Task task;
-  grpc::Status status = stub_->Cancel(&context, request, &task);
-  if (!status.ok()) return FromGrpcStatus(status);
-  return task;
+  return Wait(*async_, async_->Cancel(id, reason, options));
 }
 
+// A blocking loop on the caller's thread by nature; it uses the synchronous
+// stub rather than the completion-queue thread.
 absl::Status TaskClient::Stream(const v1::StreamRequest& request,
                                 const EventCallback& on_event,
                                 const CallOptions& options) const {
@@ -188,18 +142,7 @@ TaskFuture TaskClient::FutureFor(absl::string_view id) const {
 }
 
 absl::StatusOr<v1::Task> TaskFuture::Get(absl::Duration timeout) const {
-  absl::StatusOr<v1::AwaitResponse> response =
-      client_.AwaitUntilDone({id_}, v1::AWAIT_MODE_ALL, timeout);
-  if (!response.ok()) return response.status();
-  if (!response->done()) {
-    return absl::DeadlineExceededError(absl::StrCat(
-        "task ", id_, " not finished within ", absl::FormatDuration(timeout)));
-  }
-  if (response->tasks_size() != 1) {
-    return absl::InternalError(absl::StrCat(
-        "Await for one task returned ", response->tasks_size(), " tasks"));
-  }
-  return response->tasks(0);
+  return Wait(client_.async(), AsFuture(timeout));
 }
 
 }  // namespace taskd

@@ -1,5 +1,8 @@
 // TaskClient: a blocking C++ client for taskd's TaskService, and TaskFuture,
-// a handle on one submitted task's eventual outcome.
+// a handle on one submitted task's eventual outcome. A thin layer over
+// AsyncTaskClient (async_client.h), which each TaskClient owns (copies share
+// it): every blocking call starts the asynchronous call and waits for its
+// Future; `co_await future` suspends without a thread of its own.
 //
 //   taskd::TaskClient client("127.0.0.1:50051");
 //   taskd::v1::TaskSpec spec;
@@ -13,16 +16,17 @@
 // return it OK with state TASK_STATE_FAILED and its TaskError.
 //
 // Thread-safety: TaskClient and TaskFuture are thread-safe and cheap to copy
-// (copies share one channel). A TaskFuture keeps the channel alive, so it may
-// outlive the TaskClient that made it.
+// (copies share one channel and one AsyncTaskClient, i.e. one completion-queue
+// thread). A TaskFuture keeps them alive, so it may outlive the TaskClient
+// that made it. Blocking calls must not be made from a continuation running
+// on the client's completion-queue thread (they return FAILED_PRECONDITION
+// there instead of deadlocking): co_await or Then() instead.
 #ifndef TASKD_CLIENTS_CPP_CLIENT_H_
 #define TASKD_CLIENTS_CPP_CLIENT_H_
 
-#include <coroutine>
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -34,18 +38,11 @@
 #include "absl/time/time.h"
 #include "api/taskd/v1/taskd.grpc.pb.h"
 #include "api/taskd/v1/taskd.pb.h"
+#include "clients/cpp/async_client.h"
 #include "clients/cpp/connection.h"
+#include "clients/cpp/future.h"
 
 namespace taskd {
-
-// Per-call settings.
-struct CallOptions {
-  // gRPC deadline of the call, measured from its start. Infinite = none.
-  absl::Duration timeout = absl::InfiniteDuration();
-  // Wait for the channel to become ready instead of failing at once with
-  // UNAVAILABLE while the server is unreachable (bounded by `timeout`).
-  bool wait_for_ready = false;
-};
 
 class TaskFuture;
 
@@ -56,8 +53,10 @@ class TaskClient {
 
   // Connects (lazily) to `target`, e.g. "127.0.0.1:50051", without TLS.
   explicit TaskClient(const std::string& target);
-  // Uses `channel`, which must not be null.
-  explicit TaskClient(std::shared_ptr<grpc::Channel> channel);
+  // Uses `channel`, which must not be null; `options` configure the
+  // AsyncTaskClient underneath (e.g. an executor for co_await resumptions).
+  explicit TaskClient(std::shared_ptr<grpc::Channel> channel,
+                      AsyncTaskClient::Options options = {});
   // Connects (lazily) with TLS and/or a bearer token (connection.h).
   // INVALID_ARGUMENT as NewChannel says.
   static absl::StatusOr<TaskClient> Connect(const std::string& target,
@@ -113,13 +112,16 @@ class TaskClient {
   // A future for an existing task id. Does not contact the server.
   TaskFuture FutureFor(absl::string_view id) const;
 
+  // The asynchronous client underneath (shared by every copy).
+  AsyncTaskClient& async() const { return *async_; }
+
  private:
-  std::shared_ptr<grpc::Channel> channel_;
-  std::shared_ptr<v1::TaskService::Stub> stub_;
+  std::shared_ptr<AsyncTaskClient> async_;
+  std::shared_ptr<v1::TaskService::Stub> stub_;  // for Stream only
 };
 
 // The outcome of one task. Get() blocks; `co_await future` suspends a
-// coroutine instead (see Awaiter).
+// coroutine instead.
 class TaskFuture {
  public:
   TaskFuture(TaskClient client, std::string id)
@@ -133,50 +135,26 @@ class TaskFuture {
   absl::StatusOr<v1::Task> Get(
       absl::Duration timeout = absl::InfiniteDuration()) const;
 
-  // Awaiter for `co_await future` / `co_await future.WaitFor(timeout)`;
-  // the co_await expression yields Get(timeout)'s result. See below.
-  class Awaiter;
-  Awaiter WaitFor(absl::Duration timeout) const;
-  Awaiter operator co_await() const;
+  // The same outcome as a Future (AsyncTaskClient::Await), without blocking.
+  Future<v1::Task> AsFuture(
+      absl::Duration timeout = absl::InfiniteDuration()) const {
+    return client_.async().Await(id_, timeout);
+  }
+
+  // `co_await future` / `co_await future.WaitFor(timeout)` yields what
+  // Get(timeout) would. The await is one entry in the client's multiplexed
+  // Await RPCs; the coroutine resumes on the client's completion-queue
+  // thread (or its executor). It must not be destroyed while suspended.
+  using Awaiter = Future<v1::Task>::Awaiter;
+  Awaiter WaitFor(absl::Duration timeout) const {
+    return AsFuture(timeout).operator co_await();
+  }
+  Awaiter operator co_await() const { return WaitFor(absl::InfiniteDuration()); }
 
  private:
   TaskClient client_;
   std::string id_;
 };
-
-// await_suspend starts a detached thread that runs the blocking
-// TaskFuture::Get() and then resumes the coroutine on that thread. The awaiter
-// lives in the coroutine frame while suspended, so the thread may write the
-// result into it; the thread touches nothing after resuming. The coroutine
-// must not be destroyed while suspended here.
-class TaskFuture::Awaiter {
- public:
-  Awaiter(TaskFuture future, absl::Duration timeout)
-      : future_(std::move(future)), timeout_(timeout) {}
-  bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> handle) {
-    std::thread([this, handle] {
-      result_ = future_.Get(timeout_);
-      handle.resume();
-    }).detach();
-  }
-  absl::StatusOr<v1::Task> await_resume() { return std::move(result_); }
-
- private:
-  TaskFuture future_;
-  absl::Duration timeout_;
-  absl::StatusOr<v1::Task> result_ = absl::UnknownError("not resumed");
-};
-
-inline TaskFuture::Awaiter TaskFuture::WaitFor(absl::Duration timeout) const {
-  return Awaiter(*this, timeout);
-}
-inline TaskFuture::Awaiter TaskFuture::operator co_await() const {
-  return Awaiter(*this, absl::InfiniteDuration());
-}
-
-// True for SUCCEEDED, FAILED and CANCELLED.
-bool IsTerminal(v1::TaskState state);
 
 }  // namespace taskd
 

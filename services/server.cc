@@ -1,7 +1,5 @@
 #include "services/server.h"
 
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
-#include <grpcpp/health_check_service_interface.h>
 
 #include <algorithm>
 #include <limits>
@@ -143,8 +141,20 @@ absl::Status TaskdServer::Start() {
   security_ = *std::move(security);
   if (auto s = OpenAndRecover(); !s.ok()) return s;
   if (auto s = StartMetrics(); !s.ok()) return s;
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  // Health and reflection are served on the CQs below: gRPC's default
+  // health service and reflection plugin would each start polling threads
+  // that compete with the CQ threads for every call.
+  const std::vector<std::string> services = {
+      v1::TaskService::service_full_name(),
+      v1::WorkerService::service_full_name(),
+      v1::QueueService::service_full_name(),
+      v1::ScheduleService::service_full_name(),
+      grpc::health::v1::Health::service_full_name(),
+      grpc::reflection::v1alpha::ServerReflection::service_full_name()};
+  health_handlers_ =
+      std::make_unique<HealthServiceHandlers>(&health_service_, services);
+  reflection_handlers_ = std::make_unique<ReflectionServiceHandlers>(
+      &reflection_service_, services);
 
   grpc::ServerBuilder builder;
   // A port clash must fail loudly instead of sharing the port.
@@ -154,6 +164,8 @@ absl::Status TaskdServer::Start() {
   builder.RegisterService(&worker_service_);
   builder.RegisterService(&queue_service_);
   builder.RegisterService(&schedule_service_);
+  builder.RegisterService(&health_service_);
+  builder.RegisterService(&reflection_service_);
   if (metrics_ != nullptr) {
     builder.experimental().SetInterceptorCreators(
         metrics::MakeInterceptorCreators(metrics_->grpc()));
@@ -190,18 +202,21 @@ absl::Status TaskdServer::Start() {
     worker_handlers_->Arm(cq.get());
     queue_handlers_->Arm(cq.get());
     schedule_handlers_->Arm(cq.get());
+    health_handlers_->Arm(cq.get());
+    reflection_handlers_->Arm(cq.get());
     threads_.emplace_back(RunCompletionQueue, cq.get());
   }
   schedule_table_->Start();  // ScheduleService: firings from here on
   engine_->StartTimerThread();
-  server_->GetHealthCheckService()->SetServingStatus(true);
+  health_handlers_->SetServing(true);
   return absl::OkStatus();
 }
 
 void TaskdServer::Shutdown() {
   if (!started_ || stopped_) return;
   stopped_ = true;
-  server_->GetHealthCheckService()->SetServingStatus(false);
+  health_handlers_->Shutdown();      // NOT_SERVING; Watch streams end
+  reflection_handlers_->Shutdown();
   schedule_table_->Stop();        // ScheduleService: no more firings
   engine_->Shutdown();            // Awaits and Streams: UNAVAILABLE
   worker_handlers_->CloseAll();   // Work streams: UNAVAILABLE

@@ -27,6 +27,8 @@
 #include "scheduler/schedule_table.h"
 #include "scheduler/storage/storage.h"
 #include "services/auth/server_security.h"
+#include "services/grpc_std/health_service.h"
+#include "services/grpc_std/reflection_service.h"
 #include "services/metrics/exporter.h"
 #include "services/schedule_service.h"
 #include "services/queue_service.h"
@@ -129,6 +131,11 @@ class TaskdServer final {
   std::unique_ptr<ScheduleTable> schedule_table_;
   v1::ScheduleService::AsyncService schedule_service_;
   std::unique_ptr<ScheduleServiceHandlers> schedule_handlers_;
+  // grpc.health.v1 and reflection, on the same completion queues.
+  HealthServiceHandlers::Service health_service_;
+  std::unique_ptr<HealthServiceHandlers> health_handlers_;
+  ReflectionServiceHandlers::Service reflection_service_;
+  std::unique_ptr<ReflectionServiceHandlers> reflection_handlers_;
   // Declared before server_ so that the server is destroyed first.
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> cqs_;
   std::unique_ptr<grpc::Server> server_;

@@ -6,7 +6,7 @@
 #include <thread>
 
 #include "gtest/gtest.h"
-#include "tests/health.grpc.pb.h"
+#include "services/grpc_std/health.grpc.pb.h"
 #include "tests/test_server.h"
 
 namespace taskd {
@@ -51,6 +51,28 @@ TEST(HealthTest, ServingThenNotServingOnShutdown) {
   reader->Finish();
   stopper.join();
   EXPECT_TRUE(saw_not_serving);
+}
+
+// Health is served from taskd's own completion queues: named services as
+// the protocol says (known: the overall status; unknown: NOT_FOUND).
+TEST(HealthTest, NamedServices) {
+  auto server = testing::StartServer();
+  auto stub = Health::NewStub(grpc::CreateChannel(
+      testing::Target(*server), grpc::InsecureChannelCredentials()));
+  for (const char* name : {"taskd.v1.TaskService", "taskd.v1.WorkerService"}) {
+    grpc::ClientContext ctx;
+    HealthCheckRequest req;
+    req.set_service(name);
+    HealthCheckResponse resp;
+    ASSERT_TRUE(stub->Check(&ctx, req, &resp).ok()) << name;
+    EXPECT_EQ(resp.status(), HealthCheckResponse::SERVING) << name;
+  }
+  grpc::ClientContext ctx;
+  HealthCheckRequest req;
+  req.set_service("no.such.Service");
+  HealthCheckResponse resp;
+  EXPECT_EQ(stub->Check(&ctx, req, &resp).error_code(),
+            grpc::StatusCode::NOT_FOUND);
 }
 
 }  // namespace

@@ -136,7 +136,14 @@ absl::Status TaskdServer::ReloadTokens() {
 
 absl::Status TaskdServer::Start() {
   // Before any storage is opened: a refused configuration changes nothing.
-  auto security = auth::MakeServerSecurity(options_.listen, options_.security);
+  auth::SecurityOptions security_options = options_.security;
+  // metrics_ is made below, before the port serves any call.
+  security_options.on_denied = [this, also = options_.security.on_denied](
+                                   absl::string_view reason) {
+    if (metrics_ != nullptr) metrics_->auth()->OnDenied(reason);
+    if (also) also(reason);
+  };
+  auto security = auth::MakeServerSecurity(options_.listen, security_options);
   if (!security.ok()) return security.status();
   security_ = *std::move(security);
   if (auto s = OpenAndRecover(); !s.ok()) return s;

@@ -103,12 +103,35 @@ void TaskdMetrics::SetSources(ScrapeSources sources) {
   }
 }
 
+void AuthCells::OnDenied(absl::string_view reason) {
+  if (reason == "missing_token") {
+    missing_token_.Add();
+  } else if (reason == "unknown_token") {
+    unknown_token_.Add();
+  } else {
+    missing_role_.Add();
+  }
+}
+
+void AuthCells::Collect(std::vector<prometheus::MetricFamily>* out) const {
+  prometheus::MetricFamily f = Family(
+      "taskd_auth_denied_total",
+      "Calls refused by the auth processor (no token, unknown token, or a "
+      "token without the method's role).",
+      MetricType::Counter);
+  f.metric.push_back(missing_token_.ToClientMetric({{"reason", "missing_token"}}));
+  f.metric.push_back(unknown_token_.ToClientMetric({{"reason", "unknown_token"}}));
+  f.metric.push_back(missing_role_.ToClientMetric({{"reason", "missing_role"}}));
+  out->push_back(std::move(f));
+}
+
 std::vector<prometheus::MetricFamily> TaskdMetrics::Collect() const {
   std::vector<prometheus::MetricFamily> out;
   queues_.Collect(&out);
   CollectEngine(&out);
   journal_.Collect(&out);
   grpc_.Collect(&out);
+  auth_.Collect(&out);
   CollectProcessMetrics(sources_.proc, &out);
   const BuildInfo& build = GetBuildInfo();
   AddSingle(&out, "taskd_build_info",

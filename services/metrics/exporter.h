@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "prometheus/collectable.h"
 #include "prometheus/exposer.h"
@@ -55,6 +56,19 @@ class JournalCells final : public JournalObserver {
   Histogram seconds_{&kCommitSecondsBuckets};
 };
 
+// Calls the auth processor refused (taskd_auth_denied_total{reason}); the
+// reasons are auth/token_auth_processor.h's, a fixed set.
+class AuthCells final {
+ public:
+  void OnDenied(absl::string_view reason);
+  void Collect(std::vector<prometheus::MetricFamily>* out) const;
+
+ private:
+  Counter missing_token_;
+  Counter unknown_token_;
+  Counter missing_role_;
+};
+
 // What the scrape-time gauges read. Not owned.
 struct ScrapeSources {
   Engine* engine = nullptr;
@@ -74,6 +88,7 @@ class TaskdMetrics final : public prometheus::Collectable {
   QueueMetricsTable* queues() { return &queues_; }
   JournalCells* journal() { return &journal_; }
   GrpcMetrics* grpc() { return &grpc_; }
+  AuthCells* auth() { return &auth_; }
 
   // Call once, after recovery and before the endpoint starts.
   void SetSources(ScrapeSources sources);
@@ -87,6 +102,7 @@ class TaskdMetrics final : public prometheus::Collectable {
   mutable QueueMetricsTable queues_;
   JournalCells journal_;
   GrpcMetrics grpc_;
+  AuthCells auth_;
   ScrapeSources sources_;
   uint64_t first_event_ = 0;  // the event log's next sequence at SetSources
 };

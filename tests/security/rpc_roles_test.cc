@@ -15,6 +15,7 @@
 #include "clients/cpp/connection.h"
 #include "gtest/gtest.h"
 #include "services/auth/token_hash.h"
+#include "services/metrics/http_get.h"
 #include "tests/security/security_test_util.h"
 
 namespace taskd::testing {
@@ -352,7 +353,12 @@ class RpcRolesTest : public ::testing::Test {
       absl::MutexLock lock(&mu_);
       ++denied_[std::string(reason)];
     };
-    server_ = StartSecureServer(security);
+    // /metrics only where it is checked: stopping its listener takes ~2 s.
+    const bool metrics = std::string(::testing::UnitTest::GetInstance()
+                                         ->current_test_info()
+                                         ->name()) == "EveryRpcTimesEveryRole";
+    server_ = StartSecureServer(security, "127.0.0.1:0",
+                                metrics ? "127.0.0.1:0" : "");
     ASSERT_NE(server_, nullptr);
     EXPECT_EQ(server_->security_summary(),
               absl::StrCat("plain TCP, loopback peers only, tokens from ",
@@ -437,7 +443,23 @@ TEST_F(RpcRolesTest, EveryRpcTimesEveryRole) {
   absl::MutexLock lock(&mu_);
   EXPECT_EQ(denied_["missing_token"], 20);
   EXPECT_EQ(denied_["unknown_token"], 20);
-  EXPECT_GT(denied_["missing_role"], 0);
+  const int missing_role = denied_["missing_role"];
+  // submit lacks 4 read + 1 work + 12 admin RPCs, read 3 + 1 + 12, work
+  // 3 + 4 + 12; admin lacks none.
+  EXPECT_EQ(missing_role, 17 + 16 + 19);
+  absl::StatusOr<std::string> scrape =
+      taskd::metrics::testing::HttpGet(server_->metrics_port(), "/metrics");
+  ASSERT_TRUE(scrape.ok()) << scrape.status();
+  for (const std::string& line :
+       {std::string("taskd_auth_denied_total{reason=\"missing_token\"} 20"),
+        std::string("taskd_auth_denied_total{reason=\"unknown_token\"} 20"),
+        absl::StrCat("taskd_auth_denied_total{reason=\"missing_role\"} ",
+                     missing_role)}) {
+    EXPECT_NE(scrape->find(line), std::string::npos) << line;
+  }
+  for (const char* token : {"tok-admin", "tok-submit", "tok-read"}) {
+    EXPECT_EQ(scrape->find(token), std::string::npos);
+  }
 }
 
 TEST_F(RpcRolesTest, ReadTokenScopedToAQueueSeesOnlyItsTasks) {

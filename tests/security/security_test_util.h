@@ -51,12 +51,14 @@ inline void ReplaceFile(const std::string& path, const std::string& content) {
 
 inline std::unique_ptr<TaskdServer> StartSecureServer(
     const auth::SecurityOptions& security,
-    const std::string& listen = "127.0.0.1:0") {
+    const std::string& listen = "127.0.0.1:0",
+    const std::string& metrics_listen = "") {
   ServerOptions options;
   options.listen = listen;
   options.threads = 2;
   options.shutdown_grace = absl::Seconds(2);
   options.security = security;
+  options.metrics_listen = metrics_listen;
   auto server = std::make_unique<TaskdServer>(options);
   absl::Status status = server->Start();
   EXPECT_TRUE(status.ok()) << status;

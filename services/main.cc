@@ -55,6 +55,9 @@ ABSL_FLAG(absl::Duration, compact_interval, absl::Minutes(10),
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
           "host:port of the Prometheus /metrics endpoint; empty disables "
           "metrics");
+ABSL_FLAG(std::string, health_listen, "",
+          "host:port of a plaintext port serving only grpc.health.v1 (for "
+          "Kubernetes probes, which speak no TLS); empty: none");
 ABSL_FLAG(std::string, tls_cert, "",
           "PEM certificate chain to serve TLS with (with --tls-key); re-read "
           "when it changes, no restart needed");
@@ -197,6 +200,7 @@ int main(int argc, char** argv) {
   options.compact_interval = absl::GetFlag(FLAGS_compact_interval);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   options.metrics_max_queues = absl::GetFlag(FLAGS_metrics_max_queues);
+  options.health_listen = absl::GetFlag(FLAGS_health_listen);
   options.security.tls_cert = absl::GetFlag(FLAGS_tls_cert);
   options.security.tls_key = absl::GetFlag(FLAGS_tls_key);
   options.security.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
@@ -230,6 +234,10 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "taskd: serving on %s (port %d), durability=%s, %s\n",
                options.listen.c_str(), server.port(),
                options.durability.c_str(), server.security_summary().c_str());
+  if (server.health_port() != 0) {
+    std::fprintf(stderr, "taskd: health only (plaintext) on %s (port %d)\n",
+                 options.health_listen.c_str(), server.health_port());
+  }
   for (const std::string& warning : server.security_warnings()) {
     std::fprintf(stderr, "taskd: WARNING: %s\n", warning.c_str());
   }

@@ -127,6 +127,14 @@ absl::Status TaskdServer::StartMetrics() {
   return absl::OkStatus();
 }
 
+absl::Status TaskdServer::StartHealthPort() {
+  if (options_.health_listen.empty()) return absl::OkStatus();
+  auto port = HealthPort::Start(options_.health_listen);
+  if (!port.ok()) return port.status();
+  health_port_ = *std::move(port);
+  return absl::OkStatus();
+}
+
 absl::Status TaskdServer::ReloadTokens() {
   if (security_.processor == nullptr) {
     return absl::FailedPreconditionError("no --auth-tokens file to reload");
@@ -203,6 +211,17 @@ absl::Status TaskdServer::Start() {
         "cannot listen on ", options_.listen,
         " (address in use, or not a valid host:port)"));
   }
+  if (auto s = StartHealthPort(); !s.ok()) {
+    server_->Shutdown();
+    for (auto& cq : cqs_) cq->Shutdown();
+    for (auto& cq : cqs_) {
+      void* tag;
+      bool ok;
+      while (cq->Next(&tag, &ok)) {
+      }
+    }
+    return s;
+  }
   started_ = true;
   for (auto& cq : cqs_) {
     task_handlers_->Arm(cq.get());
@@ -216,6 +235,7 @@ absl::Status TaskdServer::Start() {
   schedule_table_->Start();  // ScheduleService: firings from here on
   engine_->StartTimerThread();
   health_handlers_->SetServing(true);
+  if (health_port_) health_port_->SetServing(true);
   return absl::OkStatus();
 }
 
@@ -223,6 +243,7 @@ void TaskdServer::Shutdown() {
   if (!started_ || stopped_) return;
   stopped_ = true;
   health_handlers_->Shutdown();      // NOT_SERVING; Watch streams end
+  if (health_port_) health_port_->SetServing(false);
   reflection_handlers_->Shutdown();
   schedule_table_->Stop();        // ScheduleService: no more firings
   engine_->Shutdown();            // Awaits and Streams: UNAVAILABLE
@@ -231,6 +252,7 @@ void TaskdServer::Shutdown() {
   // Commits what is queued and answers the calls still waiting for it while
   // the CQs are polled (a Finish after CQ shutdown would be a bug).
   if (journal_) journal_->Stop();
+  health_port_.reset();
   for (auto& cq : cqs_) cq->Shutdown();
   for (auto& t : threads_) t.join();  // each drains its queue
   threads_.clear();

@@ -27,6 +27,7 @@
 #include "scheduler/schedule_table.h"
 #include "scheduler/storage/storage.h"
 #include "services/auth/server_security.h"
+#include "services/health_port.h"
 #include "services/grpc_std/health_service.h"
 #include "services/grpc_std/reflection_service.h"
 #include "services/metrics/exporter.h"
@@ -61,6 +62,10 @@ struct ServerOptions {
   std::string metrics_listen;
   // Queues with their own `queue` label; the rest report as "_other".
   int metrics_max_queues = 100;
+  // A second, plaintext port serving only grpc.health.v1 ("host:port"; empty:
+  // none), for Kubernetes gRPC probes, which cannot speak TLS or send
+  // tokens. Its status follows the main port's.
+  std::string health_listen;
   // TLS/mTLS, bearer tokens and the listen policy (auth/server_security.h).
   // Default: plain, which Start() accepts on a loopback address only.
   auth::SecurityOptions security;
@@ -95,6 +100,8 @@ class TaskdServer final {
   int metrics_port() const {
     return metrics_endpoint_ ? metrics_endpoint_->port() : 0;
   }
+  // The bound health-only port; 0 without one. Valid after Start().
+  int health_port() const { return health_port_ ? health_port_->port() : 0; }
   // How the port is protected, e.g. "TLS, tokens from F". Valid after Start().
   const std::string& security_summary() const { return security_.summary; }
   // What --insecure exposes, for the start-up log. Valid after Start().
@@ -109,6 +116,8 @@ class TaskdServer final {
   absl::Status OpenAndRecover();
   // Registers the served methods and starts the HTTP endpoint.
   absl::Status StartMetrics();
+  // Starts the health-only server, if asked for.
+  absl::Status StartHealthPort();
 
   const ServerOptions options_;
   auth::ServerSecurity security_;
@@ -139,6 +148,7 @@ class TaskdServer final {
   // Declared before server_ so that the server is destroyed first.
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> cqs_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<HealthPort> health_port_;  // options_.health_listen
   std::vector<std::thread> threads_;
   int port_ = 0;
   bool started_ = false;

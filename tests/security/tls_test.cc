@@ -1,6 +1,8 @@
 // TLS and mTLS end to end against an in-process taskd, with certificates
 // made by make_certs.sh: what is accepted, what is refused, and a server
 // certificate rotated on disk being served without a restart.
+#include <grpcpp/generic/generic_stub.h>
+
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -134,6 +136,40 @@ TEST_F(TlsTest, RotatedCertificateIsServedWithoutRestart) {
       << "the rotated certificate was not served within 20 s";
   EXPECT_EQ(Submit(*server, Trusting("ca.pem")).code(),
             absl::StatusCode::kUnavailable);
+}
+
+TEST_F(TlsTest, HealthOnlyPortIsPlainForProbes) {
+  ServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.health_listen = "127.0.0.1:0";
+  options.security = ServerTls();
+  TaskdServer server(options);
+  ASSERT_TRUE(server.Start().ok());
+  ASSERT_NE(server.health_port(), 0);
+  auto channel = grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", server.health_port()),
+      grpc::InsecureChannelCredentials());
+  auto call = [&](const std::string& method) {
+    grpc::GenericStub stub(channel);
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    grpc::Slice empty("");
+    grpc::ByteBuffer request(&empty, 1), response;
+    grpc::CompletionQueue cq;
+    auto rpc = stub.PrepareUnaryCall(&context, method, request, &cq);
+    rpc->StartCall();
+    grpc::Status status;
+    rpc->Finish(&response, &status, reinterpret_cast<void*>(1));
+    void* tag;
+    bool ok;
+    cq.Next(&tag, &ok);
+    return status.error_code();
+  };
+  EXPECT_EQ(call("/grpc.health.v1.Health/Check"), grpc::StatusCode::OK);
+  // Nothing else is served there.
+  EXPECT_EQ(call("/taskd.v1.QueueService/ListQueues"),
+            grpc::StatusCode::UNIMPLEMENTED);
+  server.Shutdown();
 }
 
 TEST_F(TlsTest, ClientCertificateCommonNameMapsToRoles) {

@@ -50,9 +50,10 @@ bench: build
 sanitize: build $(TEST_PREP)
 	$(BAZEL) test --config=asan //... --test_output=errors
 
+SANITIZED_TESTS := 'kind(cc_test, //...) except attr(tags, no_sanitize, //...)'
 sanitize-cc: build
 	$(BAZEL) test --config=asan --test_output=errors \
-	  $$($(BAZEL) query 'kind(cc_test, //...)' 2>/dev/null)
+	  $$($(BAZEL) query $(SANITIZED_TESTS) 2>/dev/null)
 
 # libFuzzer targets (tests/fuzz, clang-14): each runs FUZZ_SECONDS from its
 # seed corpus; prints executions per second and fails on a crash.

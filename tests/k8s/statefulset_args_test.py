@@ -16,10 +16,16 @@ For every kustomization under k8s/ that renders the taskd StatefulSet:
   taskd, runs a task of one of its handlers;
 - SIGTERM: taskd exits 0 within terminationGracePeriodSeconds.
 
+Secrets (issue 11) are made here as an operator would: certificates by
+tests/security/make_certs.sh (openssl), tokens with their SHA-256 lines; a
+Secret volume gets the files its items name, `secretKeyRef` env the value, and
+taskctl talks to the TLS port with the CA and an admin token.
+
 usage: statefulset_args_test.py   (under `bazel test`; needs /usr/bin/python3
 with python3-grpcio and python3-yaml, and kubectl)
 """
 
+import hashlib
 import os
 import re
 import shutil
@@ -42,6 +48,9 @@ BINARIES = {  # where the image puts them -> where Bazel built them
     "/usr/local/bin/taskd-worker": os.path.join(RUNFILES, "clients/cpp/taskd-worker"),
 }
 TASKCTL = os.path.join(RUNFILES, "clients/cpp/taskctl")
+MAKE_CERTS = os.path.join(RUNFILES, "tests/security/make_certs.sh")
+SECRETS = {}  # Secret name -> {key: bytes}; filled by make_secrets()
+ADMIN_TOKEN = "tdk_k8s-test-admin"
 START_BUDGET_S = 30.0
 
 
@@ -80,12 +89,53 @@ def map_args(args, mounts, ports):
     return mapped
 
 
+def make_secrets():
+    """The Secrets the manifests mount, made as README "Secure it" says."""
+    certs = os.path.join(TMP, "certs")
+    subprocess.run([MAKE_CERTS, certs], check=True)
+
+    def read(name):
+        with open(os.path.join(certs, name), "rb") as f:
+            return f.read()
+    worker_token = "tdk_k8s-test-worker"
+    line = lambda token, rest: f"sha256:{hashlib.sha256(token.encode()).hexdigest()} {rest}\n"
+    SECRETS["taskd-tls"] = {"tls.crt": read("server.pem"), "tls.key": read("server.key"),
+                            "ca.crt": read("ca.pem")}
+    SECRETS["taskd-tokens"] = {"tokens.txt": (line(ADMIN_TOKEN, "ops admin") +
+                                              line(worker_token, "workers work queues=default")).encode()}
+    SECRETS["taskd-worker-token"] = {"token": worker_token.encode()}
+
+
+def mount_volumes(pod, container, work):
+    """A temporary directory per volume mount; Secret volumes get their files."""
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    mounts = {}
+    for m in container.get("volumeMounts", []):
+        local = os.path.join(work, "volumes", m["name"])
+        os.makedirs(local, exist_ok=True)
+        mounts[m["mountPath"]] = local
+        secret = volumes.get(m["name"], {}).get("secret")
+        if secret:
+            data = SECRETS.get(secret["secretName"])
+            if data is None:
+                raise Failure(f"Secret {secret['secretName']} is not one README tells how to make")
+            items = secret.get("items") or [{"key": k, "path": k} for k in data]
+            for item in items:
+                with open(os.path.join(local, item["path"]), "wb") as f:
+                    f.write(data[item["key"]])
+    return mounts
+
+
 def container_env(container):
     env = {"PATH": "/usr/bin:/bin"}
     for e in container.get("env", []):
-        if "value" not in e:
-            raise Failure(f"env {e['name']} uses valueFrom, which this test cannot map")
-        env[e["name"]] = e["value"]
+        if "value" in e:
+            env[e["name"]] = e["value"]
+        elif "secretKeyRef" in e.get("valueFrom", {}):
+            ref = e["valueFrom"]["secretKeyRef"]
+            env[e["name"]] = SECRETS[ref["name"]][ref["key"]].decode()
+        else:
+            raise Failure(f"env {e['name']} uses a valueFrom this test cannot map")
     return env
 
 
@@ -110,10 +160,7 @@ def run_statefulset(name, sts, deployments, has_metrics_flag):
     pod = sts["spec"]["template"]["spec"]
     container = next(c for c in pod["containers"] if c["name"] == "taskd")
     work = tempfile.mkdtemp(prefix=f"{name.replace('/', '_')}-", dir=TMP)
-    mounts = {}
-    for m in container.get("volumeMounts", []):
-        mounts[m["mountPath"]] = os.path.join(work, "volumes", m["name"])
-        os.makedirs(mounts[m["mountPath"]])
+    mounts = mount_volumes(pod, container, work)
     named = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
     ports = {p: free_port() for p in named.values()}
 
@@ -158,7 +205,10 @@ def run_statefulset(name, sts, deployments, has_metrics_flag):
             print(f"{name}: NOTE: metrics half SKIPPED: this taskd has no --metrics-listen "
                   "yet (not in `taskd --helpfull`); the flag was left out of the args")
 
-        worker = run_worker(name, deployments, ports[named["grpc"]], work)
+        tls_ca = None
+        if any(flag_name(a) == "tls_cert" for a in args):
+            tls_ca = os.path.join(TMP, "certs", "ca.pem")
+        worker = run_worker(name, deployments, ports[named["grpc"]], work, tls_ca)
 
         grace = pod.get("terminationGracePeriodSeconds", 30)
         start = time.monotonic()
@@ -201,14 +251,18 @@ def check_metrics(name, port, raw_args):
           f"taskd_max_tasks {m.group(1)} (--max-tasks={want}), taskd_build_info present")
 
 
-def run_worker(name, deployments, grpc_port, work):
+def run_worker(name, deployments, grpc_port, work, tls_ca):
     """Starts the example worker with its Deployment's args (its --server
-    mapped to loopback) and runs one task of its first handler."""
+    mapped to loopback, its volumes to directories) and runs one task of its
+    first handler; with `tls_ca`, taskctl uses TLS and an admin token."""
     deployment = next((d for d in deployments if d["metadata"]["name"] == "taskd-worker"), None)
     if deployment is None:
         return None
-    c = deployment["spec"]["template"]["spec"]["containers"][0]
-    args = [re.sub(r"^(--server=).*$", rf"\g<1>127.0.0.1:{grpc_port}", a) for a in c.get("args", [])]
+    pod = deployment["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    mounts = mount_volumes(pod, c, os.path.join(work, "worker"))
+    args = [re.sub(r"^(--server=).*$", rf"\g<1>127.0.0.1:{grpc_port}", a)
+            for a in map_args(c.get("args", []), mounts, {})]
     handlers = [a.split("=", 2)[1:] for a in args if a.startswith("--handler=")]
     if not handlers or not any(a.startswith("--server=") for a in args):
         raise Failure(f"{name}: the worker Deployment has no --server or --handler")
@@ -217,8 +271,9 @@ def run_worker(name, deployments, grpc_port, work):
     task_type, command = handlers[0]
     expected = subprocess.run(["/bin/sh", "-c", command], input="taskd k8s test",
                               capture_output=True, text=True, check=True).stdout.strip()
+    security = ["--tls-ca", tls_ca, "--token", ADMIN_TOKEN] if tls_ca else []
     result = subprocess.run(
-        [TASKCTL, "--server", f"127.0.0.1:{grpc_port}", "submit", task_type,
+        [TASKCTL, "--server", f"127.0.0.1:{grpc_port}"] + security + ["submit", task_type,
          "--payload", "taskd k8s test", "--wait", "--wait-timeout", "20s"],
         capture_output=True, text=True, timeout=30)
     if result.returncode != 0 or expected not in result.stdout:
@@ -235,6 +290,7 @@ def main():
     for path in list(BINARIES.values()) + [TASKCTL]:
         if not os.access(path, os.X_OK):
             raise Failure(f"{path} is not built")
+    make_secrets()
     helpfull = subprocess.run([BINARIES["/usr/local/bin/taskd"], "--helpfull"],
                               capture_output=True, text=True).stdout
     has_metrics_flag = "metrics_listen" in helpfull

@@ -37,6 +37,7 @@ const MODEL_DIRS = {
   "networking.k8s.io/v1": ["kubernetes-models/networking.k8s.io/v1"],
   "monitoring.coreos.com/v1": ["@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1"],
   "keda.sh/v1alpha1": ["@kubernetes-models/keda/keda.sh/v1alpha1"],
+  "cert-manager.io/v1": ["@kubernetes-models/cert-manager/cert-manager.io/v1"],
 };
 
 function findModel(apiVersion, kind) {
@@ -168,11 +169,32 @@ function checkTaskdStatefulSet(where, sts, services) {
   if (!/^0\.0\.0\.0:|^\[::\]:/.test(listen) || !/^0\.0\.0\.0:|^\[::\]:/.test(metricsListen)) {
     problem(where, "taskd must listen on all interfaces in a pod (probes and the Service dial the pod IP)");
   }
-  // Native gRPC probes on the health service.
+  // Issue 11: a pod's address is reachable from the cluster, so the gRPC
+  // port serves TLS and checks callers (tokens or client certificates);
+  // taskd refuses to start otherwise (unless --insecure).
+  const args = c.args || [];
+  const tls = argValue(args, "--tls-cert") && argValue(args, "--tls-key");
+  const callers = argValue(args, "--auth-tokens") || argValue(args, "--tls-client-ca");
+  if (!(tls && callers) && !args.includes("--insecure")) {
+    problem(where, "the gRPC port needs --tls-cert/--tls-key and --auth-tokens (or --tls-client-ca)");
+  }
+  for (const flag of ["--tls-cert", "--tls-key", "--auth-tokens", "--tls-client-ca"]) {
+    const file = argValue(args, flag);
+    if (file && !(c.volumeMounts || []).some((m) => file.startsWith(m.mountPath + "/"))) {
+      problem(where, `${flag} ${file} is on no volume mount (mount it from a Secret)`);
+    }
+  }
+  // Native gRPC probes on the health service: kubelet speaks no TLS, so with
+  // TLS they use the plaintext health-only port (--health-listen).
+  const healthListen = argValue(args, "--health-listen") || "";
+  const probePort = tls ? ports.health : ports.grpc;
+  if (tls && !(ports.health && healthListen.endsWith(`:${ports.health}`) && /^0\.0\.0\.0:|^\[::\]:/.test(healthListen))) {
+    problem(where, "with TLS, --health-listen must be on all interfaces at the container port named health");
+  }
   for (const probe of ["livenessProbe", "readinessProbe", "startupProbe"]) {
     const p = c[probe];
     if (!p) { problem(where, `no ${probe}`); continue; }
-    if (!p.grpc || p.grpc.port !== ports.grpc) problem(where, `${probe} is not a gRPC probe on the grpc port`);
+    if (!p.grpc || p.grpc.port !== probePort) problem(where, `${probe} is not a gRPC probe on the ${tls ? "health" : "grpc"} port`);
   }
   // The pod outlives the server's own shutdown grace.
   const grace = seconds(argValue(c.args || [], "--shutdown-grace"));

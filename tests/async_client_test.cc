@@ -262,52 +262,66 @@ TEST_F(AsyncClientTest, WorkerResultsReachFuturesAndCoroutines) {
   worker.Stop();
 }
 
-TEST_F(AsyncClientTest, ExecutorResumesCoroutines) {
-  // A one-thread executor.
-  absl::Mutex mu;
-  std::deque<std::function<void()>> queue;
-  bool stop = false;
-  std::thread executor_thread([&] {
+// A one-thread executor; the destructor runs what is queued and joins.
+class SerialExecutor {
+ public:
+  SerialExecutor() : thread_([this] { Loop(); }) {}
+  ~SerialExecutor() {
+    {
+      absl::MutexLock lock(&mu_);
+      stop_ = true;
+    }
+    thread_.join();
+  }
+  Executor executor() {
+    return [this](std::function<void()> fn) {
+      absl::MutexLock lock(&mu_);
+      queue_.push_back(std::move(fn));
+    };
+  }
+  std::thread::id id() const { return thread_.get_id(); }
+
+ private:
+  void Loop() {
     while (true) {
       std::function<void()> fn;
       {
-        absl::MutexLock lock(&mu);
-        auto has_work = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-          return !queue.empty() || stop;
+        absl::MutexLock lock(&mu_);
+        auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return !queue_.empty() || stop_;
         };
-        mu.Await(absl::Condition(&has_work));
-        if (queue.empty()) return;
-        fn = std::move(queue.front());
-        queue.pop_front();
+        mu_.Await(absl::Condition(&has_work));
+        if (queue_.empty()) return;
+        fn = std::move(queue_.front());
+        queue_.pop_front();
       }
       fn();
     }
-  });
+  }
+
+  absl::Mutex mu_;
+  std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+TEST_F(AsyncClientTest, ExecutorResumesCoroutines) {
+  SerialExecutor executor;
   AsyncTaskClient::Options options;
-  options.executor = [&](std::function<void()> fn) {
-    absl::MutexLock lock(&mu);
-    queue.push_back(std::move(fn));
+  options.executor = executor.executor();
+  AsyncTaskClient client(Channel(), options);
+  auto submitted = client.Submit(Spec("executor", "x")).Get();
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  std::thread::id resumed_on;
+  auto coro = [&](Future<v1::Task> f) -> Future<int> {
+    co_await f;
+    resumed_on = std::this_thread::get_id();
+    co_return 1;
   };
-  {
-    AsyncTaskClient client(Channel(), options);
-    auto submitted = client.Submit(Spec("executor", "x")).Get();
-    ASSERT_TRUE(submitted.ok()) << submitted.status();
-    std::thread::id resumed_on;
-    auto coro = [&](Future<v1::Task> f) -> Future<int> {
-      co_await f;
-      resumed_on = std::this_thread::get_id();
-      co_return 1;
-    };
-    Future<int> done = coro(client.Await(submitted->task().id()));
-    ASSERT_TRUE(client.Cancel(submitted->task().id()).Get().ok());
-    ASSERT_TRUE(done.Get(absl::Seconds(30)).ok());
-    EXPECT_EQ(resumed_on, executor_thread.get_id());
-  }
-  {
-    absl::MutexLock lock(&mu);
-    stop = true;
-  }
-  executor_thread.join();
+  Future<int> done = coro(client.Await(submitted->task().id()));
+  ASSERT_TRUE(client.Cancel(submitted->task().id()).Get().ok());
+  ASSERT_TRUE(done.Get(absl::Seconds(30)).ok());
+  EXPECT_EQ(resumed_on, executor.id());
 }
 
 TEST_F(AsyncClientTest, TimeoutsAndPerIdErrorsStayPerFuture) {

@@ -118,6 +118,10 @@ absl::Status TaskdServer::StartMetrics() {
   sources.schedules = schedule_table_.get();
   if (storage_ != nullptr) sources.data_dir = options_.data_dir;
   sources.recovered_tasks = recovery_.tasks;
+  sources.quarantined_records = recovery_.quarantined;
+  sources.worker_outbox_bytes = [this] {
+    return worker_handlers_ ? worker_handlers_->queued_bytes() : 0;
+  };
   sources.recovery_time = recovery_time_;
   metrics_->SetSources(std::move(sources));
   auto endpoint =

@@ -437,8 +437,14 @@ class StreamCall final : public RefCountedCall {
 
   // Sends the next matching event, or ends the stream when it is complete.
   void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (finished_ || write_in_flight_) return;
+    if (finished_) return;
     EventLog& log = handlers_->engine()->events();
+    if (write_in_flight_) {
+      // Shutting down behind a write the client does not read: cancel it,
+      // so the stream ends while the completion queues still run.
+      if (log.closed()) ctx_.TryCancel();
+      return;
+    }
     // Reads on until something matches or the log is caught up: a batch
     // with no match must not leave a filtered replay waiting for an event
     // that may never come. Bounded by the log's size.

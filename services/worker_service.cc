@@ -69,6 +69,7 @@ class WorkCall final : public RefCountedCall, public WorkerSink {
           absl::MutexLock lock(&mu_);
           write_in_flight_ = false;
           outbox_bytes_ -= in_flight_bytes_;
+          handlers_->AddQueuedBytes(-static_cast<int64_t>(in_flight_bytes_));
           in_flight_bytes_ = 0;
           if (!ok) ClearOutboxLocked();  // broken stream; the read fails too
           if (finished_) {
@@ -108,7 +109,9 @@ class WorkCall final : public RefCountedCall, public WorkerSink {
   void Send(v1::WorkResponse message) override {
     absl::MutexLock lock(&mu_);
     if (finished_) return;
-    outbox_bytes_ += message.ByteSizeLong();
+    const size_t bytes = message.ByteSizeLong();
+    outbox_bytes_ += bytes;
+    handlers_->AddQueuedBytes(static_cast<int64_t>(bytes));
     outbox_.push_back(std::move(message));
     if (outbox_bytes_ > handlers_->outbox_bytes()) congested_.store(true);
     if (!write_in_flight_) StartWriteLocked();
@@ -121,6 +124,10 @@ class WorkCall final : public RefCountedCall, public WorkerSink {
   void Close() {
     absl::MutexLock lock(&mu_);
     FinishLocked(absl::UnavailableError("server is shutting down"));
+    // A write the worker does not read would hold the Finish back until
+    // the server's grace ran out, and its completion could then arrive
+    // after the completion queues shut down: cancel it now instead.
+    if (write_in_flight_) ctx_.TryCancel();
   }
 
  private:
@@ -226,6 +233,8 @@ class WorkCall final : public RefCountedCall, public WorkerSink {
 
   void ClearOutboxLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     outbox_.clear();
+    handlers_->AddQueuedBytes(
+        -static_cast<int64_t>(outbox_bytes_ - in_flight_bytes_));
     outbox_bytes_ = in_flight_bytes_;
   }
 

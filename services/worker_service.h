@@ -6,6 +6,9 @@
 #ifndef TASKD_SERVICES_WORKER_SERVICE_H_
 #define TASKD_SERVICES_WORKER_SERVICE_H_
 
+#include <atomic>
+#include <cstdint>
+
 #include <grpcpp/grpcpp.h>
 
 #include "absl/base/thread_annotations.h"
@@ -35,6 +38,12 @@ class WorkerServiceHandlers final {
 
   Engine* engine() const { return engine_; }
   size_t outbox_bytes() const { return outbox_bytes_; }
+  // Bytes waiting unsent to all workers now (for the metric).
+  size_t queued_bytes() const {
+    const int64_t n = queued_bytes_.load();
+    return n > 0 ? static_cast<size_t>(n) : 0;
+  }
+  void AddQueuedBytes(int64_t delta) { queued_bytes_.fetch_add(delta); }
   v1::WorkerService::AsyncService* service() const { return service_; }
 
   // Registry of live streams, used by WorkCall.
@@ -45,6 +54,7 @@ class WorkerServiceHandlers final {
   Engine* const engine_;
   v1::WorkerService::AsyncService* const service_;
   const size_t outbox_bytes_;
+  std::atomic<int64_t> queued_bytes_{0};
 
   absl::Mutex mu_;
   absl::flat_hash_set<WorkCall*> live_ ABSL_GUARDED_BY(mu_);

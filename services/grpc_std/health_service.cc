@@ -97,10 +97,12 @@ class WatchCall final : public RefCountedCall {
 
   const std::string& watched() const { return request_.service(); }
 
-  // Ends the stream (server shutting down).
+  // Ends the stream (server shutting down). A write the client does not
+  // read is cancelled, so the finish runs while the queues still poll.
   void Close() {
     absl::MutexLock lock(&mu_);
     FinishLocked(grpc::Status::OK);
+    if (write_in_flight_) ctx_.TryCancel();
   }
 
  private:

@@ -175,10 +175,14 @@ class ReflectionCall final : public RefCountedCall {
     Unref();
   }
 
+  // Ends the stream (server shutting down); an operation in flight (a read
+  // waiting for the client, a write it does not read) is cancelled, so the
+  // finish runs while the queues still poll.
   void Close() {
     absl::MutexLock lock(&mu_);
     FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE,
                               "server is shutting down"));
+    if (op_in_flight_) ctx_.TryCancel();
   }
 
  private:

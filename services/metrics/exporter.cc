@@ -17,9 +17,6 @@ namespace {
 
 using prometheus::MetricType;
 
-// Events sampled to estimate the event log's size.
-constexpr size_t kEventSample = 64;
-
 // Sum of the sizes of the regular files under `dir`; 0 when unreadable.
 uint64_t DirectoryBytes(const std::string& dir) {
   namespace fs = std::filesystem;
@@ -39,24 +36,6 @@ uint64_t DirectoryBytes(const std::string& dir) {
 
 // The event log's memory: its ring of `capacity` slots plus what the
 // retained events hold beyond their slot, estimated from the newest ones.
-double EventLogBytes(const EventLog& log, size_t capacity) {
-  const uint64_t next = log.next_sequence();
-  const uint64_t first = log.first_retained();
-  const uint64_t retained = next - first;
-  double bytes = static_cast<double>(capacity) * sizeof(v1::TaskEvent);
-  if (retained == 0) return bytes;
-  std::vector<v1::TaskEvent> sample;
-  const uint64_t from = next - std::min<uint64_t>(retained, kEventSample);
-  if (!log.Read(from, kEventSample, &sample).ok() || sample.empty()) {
-    return bytes;
-  }
-  double extra = 0;
-  for (const v1::TaskEvent& e : sample) {
-    extra += static_cast<double>(e.SpaceUsedLong() - sizeof(v1::TaskEvent));
-  }
-  return bytes + extra / sample.size() * static_cast<double>(retained);
-}
-
 // Per-label aggregate of ListQueues (queues beyond the limit share one).
 struct QueueGauges {
   std::array<double, 6> tasks{};  // pending .. cancelled
@@ -217,7 +196,7 @@ void TaskdMetrics::CollectEngine(
   AddSingle(out, "taskd_event_log_bytes",
             "Memory of the event log (Stream replay window), estimated.",
             MetricType::Gauge,
-            EventLogBytes(engine->events(), engine->options().event_log_capacity));
+            static_cast<double>(engine->events().bytes()));
   AddSingle(out, "taskd_schedules", "Periodic schedules.", MetricType::Gauge,
             sources_.schedules ? static_cast<double>(sources_.schedules->size())
                                : 0.0);
@@ -237,6 +216,18 @@ void TaskdMetrics::CollectEngine(
   AddSingle(out, "taskd_recovered_tasks",
             "Tasks the last start recovered from storage.", MetricType::Gauge,
             static_cast<double>(sources_.recovered_tasks));
+  AddSingle(out, "taskd_recovery_quarantined_records",
+            "Unreadable records the last start set aside (under q/ in the "
+            "data directory) instead of refusing to start.",
+            MetricType::Gauge,
+            static_cast<double>(sources_.quarantined_records));
+  AddSingle(out, "taskd_worker_outbox_bytes",
+            "Bytes of messages waiting unsent to workers (each worker's "
+            "share is bounded by --worker-outbox-bytes).",
+            MetricType::Gauge,
+            sources_.worker_outbox_bytes
+                ? static_cast<double>(sources_.worker_outbox_bytes())
+                : 0.0);
 }
 
 absl::StatusOr<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(

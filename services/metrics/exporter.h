@@ -75,7 +75,10 @@ struct ScrapeSources {
   ScheduleTable* schedules = nullptr;  // nullptr: taskd_schedules 0
   std::string data_dir;                // empty (memory mode): 0 bytes
   size_t recovered_tasks = 0;
+  size_t quarantined_records = 0;  // set aside by the last recovery
   absl::Duration recovery_time;
+  // Bytes waiting unsent to workers, summed (nullptr: 0).
+  std::function<size_t()> worker_outbox_bytes;
   ProcSource proc;
 };
 

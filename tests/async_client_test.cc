@@ -26,12 +26,10 @@
 #include "clients/cpp/when.h"
 #include "clients/cpp/worker.h"
 #include "gtest/gtest.h"
-#include "tests/taskd_process.h"
+#include "tests/memory_taskd.h"
 
 namespace taskd {
 namespace {
-
-using testing::TaskdProcess;
 
 // Threads of this process, from /proc/self/task.
 int ThreadCount() {
@@ -80,33 +78,12 @@ v1::TaskSpec Spec(const std::string& queue, const std::string& type,
   return spec;
 }
 
-class AsyncClientTest : public ::testing::Test {
+class AsyncClientTest : public testing::MemoryTaskdTest {
  protected:
-  static void SetUpTestSuite() {
-    absl::StatusOr<std::string> binary = testing::FindTaskdBinary("", "");
-    ASSERT_TRUE(binary.ok()) << binary.status();
-    TaskdProcess::Options options;
-    options.binary = *binary;
-    options.flags = {"--listen=127.0.0.1:0", "--durability=memory",
-                     "--threads=2", "--metrics_listen="};
-    options.name = "taskd-async-test";
-    auto server = TaskdProcess::Start(std::move(options));
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = server->release();
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-
   static std::shared_ptr<grpc::Channel> Channel() {
-    return grpc::CreateChannel(server_->target(),
-                               grpc::InsecureChannelCredentials());
+    return grpc::CreateChannel(target(), grpc::InsecureChannelCredentials());
   }
-
-  static TaskdProcess* server_;
 };
-TaskdProcess* AsyncClientTest::server_ = nullptr;
 
 TEST_F(AsyncClientTest, TenThousandOutstandingAwaitsOnAHandfulOfThreads) {
   constexpr int kTasks = 10000;
@@ -219,7 +196,7 @@ Future<std::string> RunOnce(AsyncTaskClient* client, v1::TaskSpec spec,
 
 TEST_F(AsyncClientTest, WorkerResultsReachFuturesAndCoroutines) {
   Worker::Options worker_options;
-  worker_options.target = server_->target();
+  worker_options.target = target();
   worker_options.queues = {"async-worker"};
   worker_options.concurrency = 8;
   Worker worker(worker_options);

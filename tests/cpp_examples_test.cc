@@ -14,12 +14,10 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "gtest/gtest.h"
-#include "tests/taskd_process.h"
+#include "tests/memory_taskd.h"
 
 namespace taskd {
 namespace {
-
-using testing::TaskdProcess;
 
 // Runs `command`, returns its stdout and sets `*exit_code`.
 std::string RunCommand(const std::string& command, int* exit_code) {
@@ -43,32 +41,12 @@ std::string ReadFile(const std::filesystem::path& path) {
   return text.str();
 }
 
-class CppExamplesTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    absl::StatusOr<std::string> binary = testing::FindTaskdBinary("", "");
-    ASSERT_TRUE(binary.ok()) << binary.status();
-    TaskdProcess::Options options;
-    options.binary = *binary;
-    options.flags = {"--listen=127.0.0.1:0", "--durability=memory",
-                     "--threads=2", "--metrics_listen="};
-    options.name = "taskd-examples";
-    auto server = TaskdProcess::Start(std::move(options));
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = server->release();
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-  static TaskdProcess* server_;
-};
-TaskdProcess* CppExamplesTest::server_ = nullptr;
+using CppExamplesTest = testing::MemoryTaskdTest;
 
 TEST_F(CppExamplesTest, FanOut) {
   int code = 0;
   std::string out = RunCommand(
-      absl::StrCat("examples/cpp/fan_out ", server_->target()), &code);
+      absl::StrCat("examples/cpp/fan_out ", target()), &code);
   EXPECT_EQ(code, 0) << out;
   EXPECT_TRUE(absl::StrContains(out, "sum of squares 1..10 = 385\n")) << out;
   EXPECT_TRUE(absl::StrContains(out, "first to finish: 121\n") ||
@@ -79,7 +57,7 @@ TEST_F(CppExamplesTest, FanOut) {
 TEST_F(CppExamplesTest, Pipeline) {
   int code = 0;
   std::string out = RunCommand(
-      absl::StrCat("examples/cpp/pipeline ", server_->target()), &code);
+      absl::StrCat("examples/cpp/pipeline ", target()), &code);
   EXPECT_EQ(code, 0) << out;
   EXPECT_EQ(out, "DKSAT\nCNYSA\n02++C\n");
 }

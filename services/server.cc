@@ -18,6 +18,7 @@ TaskdServer::TaskdServer(ServerOptions options)
 
 TaskdServer::~TaskdServer() {
   Shutdown();
+  if (security_.processor) auth::SetCallerSource(nullptr);  // failed Start
   // Also after a failed Start: no background work may outlive the engine.
   if (compaction_.joinable()) {
     stop_compaction_.Notify();
@@ -158,6 +159,9 @@ absl::Status TaskdServer::Start() {
   auto security = auth::MakeServerSecurity(options_.listen, security_options);
   if (!security.ok()) return security.status();
   security_ = *std::move(security);
+  // Handlers identify scoped callers through the token table (caller.h);
+  // registered before the port opens, so no call finds it missing.
+  if (security_.processor) auth::SetCallerSource(security_.processor);
   if (auto s = OpenAndRecover(); !s.ok()) return s;
   if (auto s = StartMetrics(); !s.ok()) return s;
   // Health and reflection are served on the CQs below: gRPC's default
@@ -265,7 +269,10 @@ void TaskdServer::Shutdown() {
     stop_compaction_.Notify();
     compaction_.join();
   }
-  if (security_.processor) security_.processor->StopWatching();
+  if (security_.processor) {
+    auth::SetCallerSource(nullptr);
+    security_.processor->StopWatching();
+  }
   metrics_endpoint_.reset();  // before anything it reads goes
   if (storage_) {
     if (auto s = storage_->Close(); !s.ok()) {

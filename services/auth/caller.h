@@ -1,6 +1,6 @@
-// Caller: the identity the auth processor attached to one call, for the
-// queue-scope checks that only a handler can make (it knows the task, the
-// worker's queues, the schedule's template).
+// Caller: the identity behind one call, for the queue-scope checks that only
+// a handler can make (it knows the task, the worker's queues, the schedule's
+// template).
 //
 //   auth::Caller caller = auth::Caller::FromContext(ctx);
 //   if (caller.scoped()) {
@@ -8,15 +8,24 @@
 //   }
 //
 // A call that reached a handler passed the TokenAuthProcessor (role checked
-// already). Without one (auth off, or mTLS without a token file) the caller
-// is unrestricted. Scope is about queues only; roles are never rechecked here.
+// already). The processor cannot hand the identity over: in gRPC 1.51 the
+// AuthContext it is given belongs to the connection, not the call (calls on
+// one connection would see, and race on, each other's properties). So the
+// handler identifies the caller again, from the call's own `authorization`
+// header (or the connection's client certificate), through the
+// CallerSource the server registered. Without one (auth off, or mTLS
+// without a token file) the caller is unrestricted. A call whose token
+// vanished from the file in between may use no queue. Scope is about queues
+// only; roles are never rechecked here.
 //
-// A Caller is a value; thread-compatible.
+// One CallerSource per process (the taskd server); a Caller is a value,
+// thread-compatible; SetCallerSource is thread-safe.
 #ifndef TASKD_SERVICES_AUTH_CALLER_H_
 #define TASKD_SERVICES_AUTH_CALLER_H_
 
 #include <grpcpp/grpcpp.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -26,9 +35,22 @@
 namespace taskd {
 namespace auth {
 
-// AuthContext properties the processor sets (never client-controlled).
-inline constexpr char kIdentityProperty[] = "taskd_identity";
-inline constexpr char kQueueProperty[] = "taskd_queue";  // one per pattern
+class Caller;
+
+// Who the token (the value after "Bearer ") or, without a header, a client
+// certificate common name is.
+class CallerSource {
+ public:
+  virtual ~CallerSource() = default;
+  // `authorization`: the header's value, null when absent. False when
+  // nobody is known by these credentials.
+  virtual bool Identify(const absl::string_view* authorization,
+                        const std::vector<absl::string_view>& common_names,
+                        Caller* caller) const = 0;
+};
+
+// Registers the process's source (the server at Start); null unregisters.
+void SetCallerSource(std::shared_ptr<const CallerSource> source);
 
 class Caller {
  public:
@@ -36,11 +58,13 @@ class Caller {
   Caller() = default;
   Caller(std::string name, std::vector<std::string> queue_patterns)
       : name_(std::move(name)), queues_(std::move(queue_patterns)) {}
+  // Known to the processor but no longer to the source: no queue at all.
+  static Caller Nobody();
 
   static Caller FromContext(const grpc::ServerContextBase& context);
 
   // False: every queue is allowed and the checks below always pass.
-  bool scoped() const { return !queues_.empty(); }
+  bool scoped() const { return nobody_ || !queues_.empty(); }
   const std::string& name() const { return name_; }
 
   // Whether the caller may touch `queue` (empty means "default").
@@ -63,6 +87,7 @@ class Caller {
  private:
   std::string name_;
   std::vector<std::string> queues_;
+  bool nobody_ = false;
 };
 
 }  // namespace auth

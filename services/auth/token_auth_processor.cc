@@ -158,7 +158,7 @@ grpc::Status TokenAuthProcessor::Deny(grpc::StatusCode code,
 
 grpc::Status TokenAuthProcessor::Process(const InputMetadata& auth_metadata,
                                          grpc::AuthContext* context,
-                                         OutputMetadata* consumed,
+                                         OutputMetadata* /*consumed*/,
                                          OutputMetadata* /*response*/) {
   absl::string_view method;
   if (auto it = auth_metadata.find(":path"); it != auth_metadata.end()) {
@@ -173,8 +173,6 @@ grpc::Status TokenAuthProcessor::Process(const InputMetadata& auth_metadata,
   auto header = auth_metadata.find("authorization");
   if (header != auth_metadata.end()) {
     absl::string_view value(header->second.data(), header->second.size());
-    consumed->emplace(std::string(header->first.data(), header->first.size()),
-                      std::string(value));
     // "Bearer <token>", the scheme case-insensitive (RFC 6750).
     if (value.size() < 7 || !absl::EqualsIgnoreCase(value.substr(0, 7),
                                                     "bearer ")) {
@@ -212,11 +210,31 @@ grpc::Status TokenAuthProcessor::Process(const InputMetadata& auth_metadata,
                              FormatRoles(identity->roles), ")"),
                 method);
   }
-  context->AddProperty(kIdentityProperty, identity->name);
-  for (const std::string& pattern : identity->queues) {
-    context->AddProperty(kQueueProperty, pattern);
-  }
   return grpc::Status::OK;
+}
+
+bool TokenAuthProcessor::Identify(
+    const absl::string_view* authorization,
+    const std::vector<absl::string_view>& common_names, Caller* caller) const {
+  std::shared_ptr<const TokenTable> table = this->table();
+  const Identity* identity = nullptr;
+  if (authorization != nullptr) {
+    absl::string_view value = *authorization;
+    if (value.size() < 7 ||
+        !absl::EqualsIgnoreCase(value.substr(0, 7), "bearer ")) {
+      return false;
+    }
+    identity =
+        table->FindToken(HashToken(absl::StripAsciiWhitespace(value.substr(7))));
+  } else {
+    for (absl::string_view cn : common_names) {
+      identity = table->FindCommonName(cn);
+      if (identity != nullptr) break;
+    }
+  }
+  if (identity == nullptr) return false;
+  *caller = Caller(identity->name, identity->queues);
+  return true;
 }
 
 }  // namespace auth

@@ -8,9 +8,9 @@
 //     mTLS client certificate's common name mapped by a `cn:` line;
 //   - no identity, or an unknown token: UNAUTHENTICATED; an identity without
 //     the method's role: PERMISSION_DENIED (see RequiredRole);
-//   - an allowed call carries the identity and its queue patterns in its
-//     AuthContext for the handlers' scope checks (see caller.h), and the
-//     `authorization` header is consumed: handlers never see the token.
+//   - an allowed call goes on with its `authorization` header, from which
+//     the handlers' scope checks identify the caller again through this
+//     processor as a CallerSource (caller.h says why not the AuthContext).
 //
 // The table is replaced atomically by Reload() (SIGHUP) and by the watcher
 // thread when the file changes; a file that does not parse keeps the old
@@ -34,6 +34,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "services/auth/caller.h"
 #include "services/auth/token_table.h"
 
 namespace taskd {
@@ -50,7 +51,8 @@ inline constexpr char kMissingToken[] = "missing_token";
 inline constexpr char kUnknownToken[] = "unknown_token";
 inline constexpr char kMissingRole[] = "missing_role";
 
-class TokenAuthProcessor final : public grpc::AuthMetadataProcessor {
+class TokenAuthProcessor final : public grpc::AuthMetadataProcessor,
+                                 public CallerSource {
  public:
   struct Options {
     std::string tokens_path;
@@ -73,6 +75,10 @@ class TokenAuthProcessor final : public grpc::AuthMetadataProcessor {
                        grpc::AuthContext* context,
                        OutputMetadata* consumed_auth_metadata,
                        OutputMetadata* response_metadata) override;
+
+  bool Identify(const absl::string_view* authorization,
+                const std::vector<absl::string_view>& common_names,
+                Caller* caller) const override;
 
   // Re-reads the file. On error the previous table stays in force.
   absl::Status Reload() ABSL_LOCKS_EXCLUDED(mu_);

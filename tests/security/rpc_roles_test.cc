@@ -3,7 +3,9 @@
 // scoped to queues, in and out of their scope. Prints the matrix.
 #include <grpcpp/generic/generic_stub.h>
 
+#include <atomic>
 #include <cstdio>
+#include <thread>
 #include <functional>
 #include <map>
 #include <string>
@@ -517,6 +519,37 @@ TEST_F(RpcRolesTest, AdminTokenScopedToAQueue) {
             Code::PERMISSION_DENIED);  // spans every queue
   EXPECT_EQ(GetTask(c, fixtures_.billing_task), Code::NOT_FOUND);
   EXPECT_EQ(GetTask(c, fixtures_.images_task), Code::OK);
+}
+
+// Calls with different tokens on one connection (per-call credentials) are
+// told apart: gRPC 1.51 hands the auth processor the connection's
+// AuthContext, so an identity kept there would leak between calls.
+TEST_F(RpcRolesTest, PerCallTokensOnOneConnectionAreKeptApart) {
+  // One channel, no token of its own; local credentials carry call ones.
+  auto channel = grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", server_->port()),
+      grpc::experimental::LocalCredentials(LOCAL_TCP));
+  auto tasks = v1::TaskService::NewStub(channel);
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      const bool scoped = t % 2 == 0;
+      for (int i = 0; i < 50; ++i) {
+        auto context = Context();
+        context->set_credentials(grpc::AccessTokenCredentials(
+            scoped ? "tok-read-images" : "tok-read"));
+        v1::GetTaskRequest request;
+        request.set_id(fixtures_.billing_task);
+        v1::Task task;
+        StatusCode got =
+            tasks->GetTask(context.get(), request, &task).error_code();
+        if (got != (scoped ? Code::NOT_FOUND : Code::OK)) ++wrong;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(wrong.load(), 0);
 }
 
 TEST_F(RpcRolesTest, TokenIsNotVisibleAsMetadataAndBadSchemesAreRefused) {

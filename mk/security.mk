@@ -3,3 +3,9 @@
 # build; openssl: the CLI the security tests and the README use to make a CA
 # and certificates.
 PACKAGES += libssl-dev openssl
+
+.PHONY: bench-auth
+# Submit throughput plain / tokens / TLS / TLS + tokens / mTLS + tokens, in
+# interleaved slices of one run (SECONDS per slice, CALLS in flight).
+bench-auth: build
+	$(BAZEL) run //tests/security:auth_bench -- $(or $(SECONDS),3) $(or $(CALLS),16)

@@ -6,6 +6,6 @@ PACKAGES += libssl-dev openssl
 
 .PHONY: bench-auth
 # Submit throughput plain / tokens / TLS / TLS + tokens / mTLS + tokens, in
-# interleaved slices of one run (SECONDS per slice, CALLS in flight).
+# interleaved slices of one run (BENCH_SECONDS per slice, BENCH_CALLS in flight).
 bench-auth: build
-	$(BAZEL) run //tests/security:auth_bench -- $(or $(SECONDS),3) $(or $(CALLS),16)
+	$(BAZEL) run //tests/security:auth_bench -- $(or $(BENCH_SECONDS),3) $(or $(BENCH_CALLS),16)

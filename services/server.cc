@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "scheduler/storage/open_storage.h"
 #include "services/call.h"
+#include "services/ref_counted_call.h"
 
 namespace taskd {
 
@@ -257,6 +258,11 @@ void TaskdServer::Shutdown() {
   engine_->Shutdown();            // Awaits and Streams: UNAVAILABLE
   worker_handlers_->CloseAll();   // Work streams: UNAVAILABLE
   server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
+  // Streaming and waiting handlers still alive (their RPCs were cancelled)
+  // may start one last operation: let the CQ threads finish them first.
+  // Counted per process, so another server in the same process (tests) can
+  // only make this wait its limit.
+  RefCountedCall::WaitNoneLive(absl::Seconds(2));
   // Commits what is queued and answers the calls still waiting for it while
   // the CQs are polled (a Finish after CQ shutdown would be a bug).
   if (journal_) journal_->Stop();

@@ -11,8 +11,9 @@ See :class:`Client` (concurrent.futures), :mod:`taskd.aio` (asyncio),
 """
 
 from taskd.errors import (AlreadyExists, DeadlineExceeded, FailedPrecondition, Fatal,
-                          InvalidArgument, NotFound, ResourceExhausted, Retryable,
-                          TaskCancelled, TaskdError, TaskFailed, Unavailable)
+                          InvalidArgument, NotFound, PermissionDenied, ResourceExhausted,
+                          Retryable, TaskCancelled, TaskdError, TaskFailed, Unauthenticated,
+                          Unavailable)
 from taskd.client import Client, EventStream
 from taskd.futures import TaskFuture
 from taskd.spec import build_spec as task_spec
@@ -22,7 +23,8 @@ from taskd.v1.taskd_pb2 import EventType, Task, TaskEvent, TaskSpec, TaskState
 
 __all__ = [
     "AlreadyExists", "App", "TaskFunction", "Client", "DeadlineExceeded", "EventStream", "EventType",
-    "FailedPrecondition", "Fatal", "InvalidArgument", "NotFound", "ResourceExhausted",
+    "FailedPrecondition", "Fatal", "InvalidArgument", "NotFound", "PermissionDenied",
+    "ResourceExhausted", "Unauthenticated",
     "Retryable", "Task", "TaskCancelled", "TaskEvent", "TaskFailed", "TaskFuture",
     "TaskContext", "TaskSpec", "TaskState", "TaskdError", "Unavailable", "Worker",
     "task_spec",

@@ -32,6 +32,7 @@ from taskd._loop import quiet_grpc_poller
 from taskd.client import (DEFAULT_TARGET, SpecLike, TaskRef, check_client_options,
                           check_limit, list_request, stream_request, to_spec)
 from taskd.errors import TaskdError, from_rpc_error
+from taskd.security import make_security, secure_aio_channel
 from taskd.futures import CompletionBook, TaskRecord, await_request, is_terminal, outcome
 from taskd.spec import Payload, SubmitOptions, build_spec, check_batch, task_id
 
@@ -186,14 +187,20 @@ class Client:
       rpc_timeout: deadline in seconds of each unary call.
       reconnect_timeout: how long outstanding handles wait for an
         unreachable server before failing with :class:`taskd.Unavailable`.
+      options: extra gRPC channel options.
+      tls_ca, tls_cert, tls_key, tls, token: TLS, mTLS and a bearer token
+        (default ``$TASKD_TOKEN``); see :mod:`taskd.security`.
     """
 
     def __init__(self, target: str = DEFAULT_TARGET, *, rpc_timeout: float = 30.0,
                  reconnect_timeout: float = 30.0,
-                 options: Sequence[Tuple[str, Any]] = ()) -> None:
+                 options: Sequence[Tuple[str, Any]] = (), tls: bool = False,
+                 tls_ca: Optional[str] = None, tls_cert: Optional[str] = None,
+                 tls_key: Optional[str] = None, token: Optional[str] = None) -> None:
         self.target = check_client_options(target, rpc_timeout, reconnect_timeout)
         self._rpc_timeout = rpc_timeout
-        self._channel = grpc.aio.insecure_channel(target, options=list(options))
+        self.security = make_security(tls, tls_ca, tls_cert, tls_key, token)
+        self._channel = secure_aio_channel(target, self.security, list(options))
         self._stub = pb_grpc.TaskServiceStub(self._channel)
         self._watcher = AsyncWatcher(self._stub, reconnect_timeout)
         try:

@@ -32,6 +32,7 @@ from typing import (Any, Callable, Dict, Generic, Iterable, List, Mapping, Optio
 from taskd.client import Client, TaskRef
 from taskd.errors import Fatal
 from taskd.futures import TaskFuture
+from taskd.security import make_security
 from taskd.spec import Seconds, check_queue, check_type_name, to_seconds
 from taskd.worker import TaskContext, Worker
 
@@ -164,13 +165,19 @@ class App:
     Args:
       target: ``host:port`` of the server.
       queue: default queue of this app's tasks (default ``"default"``).
+      tls_ca, tls_cert, tls_key, tls, token: TLS, mTLS and a bearer token
+        (default ``$TASKD_TOKEN``) of the app's client and workers; see
+        :mod:`taskd.security`.
     """
 
     def __init__(self, target: str = "127.0.0.1:50051", *,
-                 queue: Optional[str] = None) -> None:
+                 queue: Optional[str] = None, tls: bool = False,
+                 tls_ca: Optional[str] = None, tls_cert: Optional[str] = None,
+                 tls_key: Optional[str] = None, token: Optional[str] = None) -> None:
         if not isinstance(target, str) or not target:
             raise TypeError("target: expected 'host:port'")
         self.target = target
+        self.security = make_security(tls, tls_ca, tls_cert, tls_key, token)
         self.queue = check_queue(queue) if queue is not None else None
         self.tasks: Dict[str, TaskFunction[Any]] = {}
         self._client: Optional[Client] = None
@@ -181,7 +188,9 @@ class App:
         """The app's :class:`taskd.Client`, connected on first use."""
         with self._lock:
             if self._client is None:
-                self._client = Client(self.target)
+                s = self.security
+                self._client = Client(self.target, tls=s.tls, tls_ca=s.tls_ca,
+                                      tls_cert=s.tls_cert, tls_key=s.tls_key, token=s.token)
             return self._client
 
     def close(self) -> None:
@@ -245,13 +254,18 @@ class App:
                **worker_options: Any) -> Worker:
         """A :class:`taskd.Worker` serving every registered task.
 
-        ``queues`` defaults to every queue the tasks name.
+        ``queues`` defaults to every queue the tasks name; the app's TLS and
+        token options apply unless ``worker_options`` gives them.
         """
         if not self.tasks:
             raise ValueError("tasks: register at least one @app.task first")
         if queues is None:
             queues = sorted({t.options.get("queue", "default") for t in self.tasks.values()})
-        worker = Worker(self.target, queues=queues, concurrency=concurrency, **worker_options)
+        s = self.security
+        security = dict(tls=s.tls, tls_ca=s.tls_ca, tls_cert=s.tls_cert, tls_key=s.tls_key,
+                        token=s.token)
+        worker = Worker(self.target, queues=queues, concurrency=concurrency,
+                        **{**security, **worker_options})
         for task in self.tasks.values():
             worker.add_handler(task.name, _handler_for(task))
         return worker

@@ -20,6 +20,7 @@ import grpc
 
 from taskd.errors import TaskdError, from_rpc_error
 from taskd.futures import ThreadedWatcher, TaskFuture
+from taskd.security import make_security, secure_channel
 from taskd.spec import Payload, SubmitOptions, build_spec, check_batch, check_queue, task_id
 
 if TYPE_CHECKING:
@@ -170,14 +171,19 @@ class Client:
       reconnect_timeout: how long outstanding futures wait for a server that
         cannot be reached before they fail with :class:`taskd.Unavailable`.
       options: extra gRPC channel options.
+      tls_ca, tls_cert, tls_key, tls, token: TLS, mTLS and a bearer token
+        (default ``$TASKD_TOKEN``); see :mod:`taskd.security`.
     """
 
     def __init__(self, target: str = DEFAULT_TARGET, *, rpc_timeout: float = 30.0,
                  reconnect_timeout: float = 30.0,
-                 options: Sequence[Tuple[str, Any]] = ()) -> None:
+                 options: Sequence[Tuple[str, Any]] = (), tls: bool = False,
+                 tls_ca: Optional[str] = None, tls_cert: Optional[str] = None,
+                 tls_key: Optional[str] = None, token: Optional[str] = None) -> None:
         self.target = check_client_options(target, rpc_timeout, reconnect_timeout)
         self._rpc_timeout = rpc_timeout
-        self._channel = grpc.insecure_channel(target, options=list(options))
+        self.security = make_security(tls, tls_ca, tls_cert, tls_key, token)
+        self._channel = secure_channel(target, self.security, list(options))
         self._stub = pb_grpc.TaskServiceStub(self._channel)
         self._watcher = ThreadedWatcher(self._stub, reconnect_timeout, self._cancel_raw)
 

@@ -57,6 +57,14 @@ class DeadlineExceeded(TaskdError, TimeoutError):
     """The call's deadline passed before the server answered."""
 
 
+class Unauthenticated(TaskdError):
+    """No token, or one the server does not know (``token``, ``$TASKD_TOKEN``)."""
+
+
+class PermissionDenied(TaskdError):
+    """The token lacks the role, or the queue is outside its scope."""
+
+
 class TaskFailed(TaskdError):
     """The task ended FAILED. ``task`` is its final record, ``error`` its TaskError."""
 
@@ -124,6 +132,8 @@ _BY_CODE = {
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
     grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
 }
 
 

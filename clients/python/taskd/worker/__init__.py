@@ -42,6 +42,7 @@ import grpc.aio
 
 from taskd._loop import quiet_grpc_poller
 from taskd.errors import Fatal, HandlerFailure
+from taskd.security import channel_credentials, make_security, secure_aio_channel
 from taskd.spec import check_queue, check_type_name
 from taskd.v1 import taskd_pb2 as pb
 from taskd.v1 import taskd_pb2_grpc as pb_grpc
@@ -129,6 +130,8 @@ class Worker:
       heartbeat_interval: seconds between heartbeats.
       grace: seconds a stop waits for running handlers before failing them
         (retryable) so that another worker runs them.
+      tls_ca, tls_cert, tls_key, tls, token: TLS, mTLS and a bearer token
+        (default ``$TASKD_TOKEN``); see :mod:`taskd.security`.
 
     ``run()`` blocks until ``stop()`` is called (from any thread or a signal
     handler); ``serve()`` is the same as a coroutine. Register handlers before
@@ -138,7 +141,9 @@ class Worker:
     def __init__(self, target: str = "127.0.0.1:50051", *,
                  queues: Optional[Iterable[str]] = None, concurrency: int = 1,
                  worker_id: Optional[str] = None, heartbeat_interval: float = 5.0,
-                 grace: float = 30.0) -> None:
+                 grace: float = 30.0, tls: bool = False, tls_ca: Optional[str] = None,
+                 tls_cert: Optional[str] = None, tls_key: Optional[str] = None,
+                 token: Optional[str] = None) -> None:
         if not isinstance(target, str) or not target:
             raise TypeError("target: expected 'host:port'")
         if isinstance(queues, str):
@@ -151,6 +156,8 @@ class Worker:
         if grace < 0:
             raise ValueError(f"grace: must be >= 0, got {grace!r}")
         self.target = target
+        self.security = make_security(tls, tls_ca, tls_cert, tls_key, token)
+        channel_credentials(target, self.security)  # refuses a clear-text token now
         self.concurrency = concurrency
         self.worker_id = worker_id or (
             f"py-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
@@ -244,7 +251,7 @@ class Worker:
             self._stop.set()
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=self.concurrency, thread_name_prefix="taskd-handler")
-        channel = grpc.aio.insecure_channel(self.target)
+        channel = secure_aio_channel(self.target, self.security, [])
         try:
             backoff = 0.1
             while not self._stop.is_set():

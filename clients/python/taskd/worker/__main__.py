@@ -15,9 +15,11 @@ import importlib
 import logging
 import os
 import signal
+import dataclasses
 import sys
 from typing import List, Optional
 
+from taskd.security import channel_credentials
 from taskd.worker import Worker
 
 
@@ -55,6 +57,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--grace", type=float, default=None,
                         help="seconds running tasks may finish after SIGTERM")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--tls-ca", help="PEM file of the CA that signed the server's "
+                        "certificate (turns TLS on)")
+    parser.add_argument("--tls-cert", help="PEM client certificate (mTLS), with --tls-key")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    parser.add_argument("--token", help="bearer token (default $TASKD_TOKEN)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -64,6 +71,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.grace < 0:
             parser.error("--grace: must be >= 0")
         worker.grace = args.grace
+    overrides = {name: getattr(args, name) for name in ("tls_ca", "tls_cert", "tls_key", "token")
+                 if getattr(args, name) is not None}
+    if overrides:
+        worker.security = dataclasses.replace(worker.security, **overrides)
+        if bool(worker.security.tls_cert) != bool(worker.security.tls_key):
+            parser.error("--tls-cert and --tls-key go together")
+        try:
+            channel_credentials(worker.target, worker.security)
+        except ValueError as exc:
+            parser.error(str(exc))
     logging.getLogger("taskd.worker").info(
         "worker %s serving %s on %s (concurrency %d)", worker.worker_id,
         ",".join(worker.types), worker.target, worker.concurrency)

@@ -165,9 +165,23 @@ export interface ListOptions {
 export interface ChannelArgs {
   /** host:port; default 127.0.0.1:50051. */
   target?: string;
-  /** Default: insecure. */
+  /** Default: insecure, or TLS and a token from the options below (not both). */
   credentials?: ChannelCredentials;
   channelOptions?: ChannelOptions;
+  /** PEM file of the CA that signed the server's certificate; turns TLS on. */
+  tlsCa?: string;
+  /** PEM client certificate (mTLS), with tlsKey. */
+  tlsCert?: string;
+  /** PEM private key of tlsCert. */
+  tlsKey?: string;
+  /** TLS with Node's trusted roots (implied by tlsCa/tlsCert/tlsKey). */
+  tls?: boolean;
+  /**
+   * Bearer token (`authorization: Bearer <token>`); default
+   * process.env.TASKD_TOKEN, '' for none. Without TLS only to a loopback
+   * target (else a TypeError).
+   */
+  token?: string;
 }
 
 export interface ClientOptions extends ChannelArgs {
@@ -295,3 +309,5 @@ export declare class Worker extends EventEmitter {
 
 /** Absolute path of the taskd.proto this package loads. */
 export declare const PROTO_PATH: string;
+/** Whether target names a loopback address (where a token may go without TLS). */
+export declare function isLoopbackTarget(target: string): boolean;

@@ -7,6 +7,7 @@ const { Worker, TaskContext } = require('./lib/worker');
 const errors = require('./lib/errors');
 const { isTerminal } = require('./lib/convert');
 const { PROTO_PATH } = require('./lib/proto');
+const { isLoopbackTarget } = require('./lib/security');
 
 module.exports = {
   Client,
@@ -23,4 +24,5 @@ module.exports = {
   AwaitTimeoutError: errors.AwaitTimeoutError,
   TaskFailure: errors.TaskFailure,
   PROTO_PATH,
+  isLoopbackTarget,
 };

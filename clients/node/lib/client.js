@@ -17,6 +17,7 @@ const grpc = require('@grpc/grpc-js');
 const { v1 } = require('./proto');
 const errors = require('./errors');
 const c = require('./convert');
+const { SECURITY_OPTIONS, channelSecurity } = require('./security');
 
 const MAX_AWAIT_IDS = 1000; // AwaitRequest and SubmitTasksRequest limits
 const AWAIT_DEADLINE_SLACK_MS = 10_000; // gRPC deadline beyond the server's own timeout
@@ -25,22 +26,27 @@ const WAIT_OPTIONS = ['timeoutMs', 'signal', 'includePayloads'];
 // Normalises the `target`/options argument shared by Client and Worker.
 function channelArgs(options, where, extraKeys) {
   if (typeof options === 'string') options = { target: options };
-  options = c.checkOptions(options, where, ['target', 'credentials', 'channelOptions', ...extraKeys]);
+  options = c.checkOptions(options, where, ['target', 'credentials', 'channelOptions', ...SECURITY_OPTIONS, ...extraKeys]);
   const target = options.target === undefined ? '127.0.0.1:50051' : c.checkString(options.target, `${where}: options.target`);
-  const credentials = options.credentials || grpc.credentials.createInsecure();
+  // TLS/mTLS/token (lib/security.js), or the caller's own credentials.
+  const security = channelSecurity(options, target, `${where.replace('(options)', '')}: options`);
   // Reconnect soon after a server restart (grpc-js backs off up to 120 s).
   const channelOptions = {
     'grpc.initial_reconnect_backoff_ms': 100,
     'grpc.max_reconnect_backoff_ms': 5000,
     ...options.channelOptions,
   };
-  return { options, target, credentials, channelOptions };
+  if (security.interceptors.length > 0) {
+    channelOptions.interceptors = [...security.interceptors, ...(channelOptions.interceptors || [])];
+  }
+  return { options, target, credentials: security.credentials, channelOptions };
 }
 
 class Client {
-  // options: a target string, or { target = '127.0.0.1:50051', credentials
-  // (default insecure), channelOptions, callTimeoutMs = 30000 (deadline of
-  // calls that do not wait for tasks) }.
+  // options: a target string, or { target = '127.0.0.1:50051', tlsCa,
+  // tlsCert, tlsKey, tls, token = $TASKD_TOKEN (lib/security.js), or
+  // credentials (default insecure), channelOptions, callTimeoutMs = 30000
+  // (deadline of calls that do not wait for tasks) }.
   constructor(options = {}) {
     const args = channelArgs(options, 'new Client(options)', ['callTimeoutMs']);
     this.target = args.target;

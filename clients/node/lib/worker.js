@@ -73,7 +73,8 @@ class TaskContext {
 }
 
 class Worker extends EventEmitter {
-  // options: target = '127.0.0.1:50051', credentials, channelOptions,
+  // options: target = '127.0.0.1:50051', tlsCa, tlsCert, tlsKey, tls,
+  // token = $TASKD_TOKEN (lib/security.js), credentials, channelOptions,
   // queues = ['default'], concurrency = 1, workerId = '<host>-<pid>-node',
   // heartbeatIntervalMs = 5000, shutdownGraceMs = 10000 (how long stop()
   // lets running handlers finish before aborting their signals),

@@ -2,7 +2,7 @@
 // documented usage and reject misuse (each @ts-expect-error must be an error).
 import {
   Client, Worker, TaskState, EventType, TaskFailedError, TaskCancelledError,
-  TaskFailure, isTerminal, type Task, type TaskEvent,
+  TaskFailure, isTerminal, isLoopbackTarget, type Task, type TaskEvent,
 } from '..';
 
 async function usage(): Promise<void> {
@@ -27,6 +27,10 @@ async function usage(): Promise<void> {
   console.log(bytes.length, all.length, done, cancelled.state);
 
   const worker = new Worker({ target: '127.0.0.1:50051', queues: ['images'], concurrency: 50 });
+  const secure = new Client({ target: 'taskd.example.com:50051', tlsCa: 'ca.pem', tlsCert: 'c.pem', tlsKey: 'c.key', token: 'tdk_x' });
+  console.log(secure.target, isLoopbackTarget(secure.target));
+  // @ts-expect-error tlsCa is a file path
+  new Client({ tlsCa: Buffer.from('') });
   worker
     .handle('resize', async (ctx) => {
       ctx.progress(50, 'half');

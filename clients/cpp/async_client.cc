@@ -31,7 +31,7 @@ absl::Status ShutDownError() {
 
 }  // namespace
 
-bool IsTerminal(v1::TaskState state) {
+bool IsFinalState(v1::TaskState state) {
   return state == v1::TASK_STATE_SUCCEEDED || state == v1::TASK_STATE_FAILED ||
          state == v1::TASK_STATE_CANCELLED;
 }
@@ -250,7 +250,7 @@ Future<v1::Task> AsyncTaskClient::SubmitAndAwait(const v1::TaskSpec& spec,
           promise.Set(submitted.status());
           return;
         }
-        if (IsTerminal(submitted->task().state())) {  // e.g. deduplicated
+        if (IsFinalState(submitted->task().state())) {  // e.g. deduplicated
           promise.Set(submitted->task());
           return;
         }

@@ -59,7 +59,7 @@ struct CallOptions {
 };
 
 // True for SUCCEEDED, FAILED and CANCELLED.
-bool IsTerminal(v1::TaskState state);
+bool IsFinalState(v1::TaskState state);
 
 class AsyncTaskClient {
  public:

@@ -521,7 +521,7 @@ std::string FormatTask(const v1::Task& task) {
   if (task.state() == v1::TASK_STATE_RUNNING && task.has_progress()) {
     absl::StrAppend(&line, " progress=", task.progress().percent(), "%");
   }
-  if (task.cancel_requested() && !IsTerminal(task.state())) {
+  if (task.cancel_requested() && !IsFinalState(task.state())) {
     absl::StrAppend(&line, " cancel_requested");
   }
   if (!task.result().empty()) {

@@ -456,7 +456,7 @@ int SoakClients::Drain(absl::Duration limit) {
       }
       for (const v1::Task& task : r->tasks()) {
         ledger_->Observe(task, "drain await");
-        if (!IsTerminal(task.state())) still.push_back(task.id());
+        if (!IsFinalState(task.state())) still.push_back(task.id());
       }
     }
     std::fprintf(stderr, "soak: drain round %d: %zu of %zu not terminal\n",

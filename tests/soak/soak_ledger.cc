@@ -69,7 +69,7 @@ void SoakLedger::ObserveTerminalEvent(const v1::Task& task) {
 }
 
 void SoakLedger::ObserveLocked(const v1::Task& task, absl::string_view source) {
-  if (!IsTerminal(task.state())) return;
+  if (!IsFinalState(task.state())) return;
   Outcome seen = Outcome::Of(task, source);
   auto [it, inserted] = first_seen_.try_emplace(task.id(), seen);
   if (inserted || it->second.SameAs(seen)) return;

@@ -216,7 +216,7 @@ void AwaitMultiplexer::OnBatchDone(BatchCall* call) {
       }
       if (outcome == kAnswered && i < call->response.tasks_size() &&
           call->response.tasks(i).id() == id &&
-          IsTerminal(call->response.tasks(i).state())) {
+          IsFinalState(call->response.tasks(i).state())) {
         for (auto& waiter : entry.waiters) {
           resolved.emplace_back(std::move(waiter), call->response.tasks(i));
         }

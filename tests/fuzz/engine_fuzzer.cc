@@ -8,6 +8,7 @@
 //   - nothing acknowledged is lost, across crash-and-recover included.
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -53,7 +54,10 @@ class Harness {
   void Boot() {
     journal_ = std::make_unique<Journal>(storage_.get(), nullptr);
     EngineOptions options;
-    options.id_seed = 7;
+    // A new seed per boot, as a real restart draws a random one: with the
+    // same seed and the same (fake) clock a restarted engine would hand out
+    // the ids of the previous run again.
+    options.id_seed = 7 + boots_++;
     options.journal = journal_.get();
     options.default_result_ttl = absl::Hours(24 * 365);  // nothing retires
     options.default_initial_backoff = absl::Seconds(1);
@@ -176,6 +180,10 @@ class Harness {
       if (it != terminal_.end()) {
         // A terminal task never changes.
         if (s != it->second.state || t->result() != it->second.result) {
+          std::fprintf(stderr, "task %s changed: %s/%s -> %s/%s (attempt %d)\n",
+                       id.c_str(), v1::TaskState_Name(it->second.state).c_str(),
+                       it->second.result.c_str(), v1::TaskState_Name(s).c_str(),
+                       t->result().c_str(), t->attempt());
           std::abort();
         }
       } else if (IsTerminal(s)) {
@@ -192,6 +200,7 @@ class Harness {
   std::unique_ptr<testing::RecordingSink> sinks_[kWorkers];
   std::shared_ptr<WorkerSession> workers_[kWorkers];
   size_t answered_[kWorkers] = {};
+  uint64_t boots_ = 0;
   std::vector<std::string> acked_;
   std::map<std::string, Seen> terminal_;
 };

@@ -41,6 +41,24 @@ const MAX_RECONNECT_DELAY_MS = 5000;
 const CLOSE_TIMEOUT_MS = 5000;
 
 // What one attempt's handler sees.
+// How much of a worker's text the server keeps (api/strings/text_limits.h);
+// the SDK cuts to the same sizes, so what it sends is what is stored.
+const MAX_PROGRESS_MESSAGE_BYTES = 1024;
+const MAX_ERROR_CODE_BYTES = 128;
+const MAX_ERROR_MESSAGE_BYTES = 4096;
+const MAX_ERROR_DETAILS_BYTES = 16384;
+
+// `text` as the server can parse it: valid UTF-8 (Buffer turns a lone
+// surrogate into U+FFFD; protobufjs would encode it as invalid UTF-8, which
+// ends the whole Work stream) of at most `maxBytes`, cut on a character
+// boundary.
+function wireText(text, maxBytes) {
+  const bytes = Buffer.from(String(text ?? ''), 'utf8');
+  let end = Math.min(bytes.length, maxBytes);
+  while (end > 0 && end < bytes.length && (bytes[end] & 0xc0) === 0x80) end -= 1;
+  return bytes.subarray(0, end).toString('utf8');
+}
+
 class TaskContext {
   constructor(task, leaseId, deadline, signal, sendProgress) {
     this.task = task; // the Task as assigned (spec, attempt, ...)
@@ -258,7 +276,7 @@ class Worker extends EventEmitter {
     }
     const ctx = new TaskContext(task, entry.leaseId, c.timestampToDate(assignment.deadline),
       entry.controller.signal, (percent, message) => this._send(session, {
-        progress: { taskId: task.id, leaseId: entry.leaseId, percent, message },
+        progress: { taskId: task.id, leaseId: entry.leaseId, percent, message: wireText(message, MAX_PROGRESS_MESSAGE_BYTES) },
       }));
     this._running.set(entry.leaseId, entry);
     entry.done = this._execute(entry, ctx).finally(() => this._running.delete(entry.leaseId));
@@ -305,6 +323,11 @@ class Worker extends EventEmitter {
         retryable: false,
       };
     }
+    if (failure) {
+      failure.code = wireText(failure.code, MAX_ERROR_CODE_BYTES);
+      failure.message = wireText(failure.message, MAX_ERROR_MESSAGE_BYTES);
+      failure.details = wireText(failure.details, MAX_ERROR_DETAILS_BYTES);
+    }
     const ids = { taskId: entry.taskId, leaseId: entry.leaseId };
     const sent = failure
       ? this._send(entry.session, { fail: { ...ids, error: failure } })
@@ -348,4 +371,4 @@ function within(promise, ms) {
   return Promise.race([promise.then(() => true, () => true), timeout]).finally(() => clearTimeout(timer));
 }
 
-module.exports = { Worker, TaskContext };
+module.exports = { Worker, TaskContext, wireText };

@@ -254,3 +254,14 @@ test('bad options and misuse are reported clearly', async () => {
   assert.throws(() => w.handle('t', () => ''), /already registered/);
   assert.throws(() => new TaskFailure('', 'x'), /TaskFailure\(code\)/);
 });
+
+test('worker text is valid UTF-8 cut on a character boundary (wireText)', () => {
+  const { wireText } = require('../lib/worker');
+  for (const text of ['ok', 'caf\u00e9', 'stderr \udcff tail', '\u00e9'.repeat(3000), 'x'.repeat(4095) + '\u00e9']) {
+    const bytes = Buffer.from(wireText(text, 4096), 'utf8');
+    assert.ok(bytes.length <= 4096);
+    assert.ok(Buffer.from(bytes.toString('utf8'), 'utf8').equals(bytes), 'round-trips as UTF-8');
+  }
+  assert.equal(wireText('x'.repeat(4095) + '\u00e9', 4096), 'x'.repeat(4095));
+  assert.ok(wireText('bad \udcff', 100).includes('\ufffd'));
+});

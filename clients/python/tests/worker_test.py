@@ -35,6 +35,20 @@ def first_event(client: taskd.Client, future: taskd.TaskFuture, kind: int,
         stream.cancel()
 
 
+class WireTextTest(unittest.TestCase):
+    """What the SDK sends is text the server can parse, at its sizes."""
+
+    def test_invalid_text_becomes_valid_utf8_cut_on_a_boundary(self) -> None:
+        from taskd.worker import wire_text
+        for text in ["ok", "caf\u00e9", "stderr \udcff\udcfe tail",
+                     "\u00e9" * 3000, "x" * 4095 + "\u00e9"]:
+            out = wire_text(text, 4096)
+            data = out.encode("utf-8")  # raises on a lone surrogate
+            self.assertLessEqual(len(data), 4096)
+        self.assertEqual(wire_text("x" * 4095 + "\u00e9", 4096), "x" * 4095)
+        self.assertIn("\ufffd", wire_text("bad \udcff", 100))
+
+
 class WorkerTest(ServerMixin, unittest.TestCase):
     def worker(self, queue: str, **options: object) -> taskd.Worker:
         return taskd.Worker(self.server.target, queues=[queue], **options)  # type: ignore[arg-type]

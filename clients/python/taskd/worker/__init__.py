@@ -103,7 +103,8 @@ class TaskContext:
             raise TypeError(f"message: expected str, got {type(message).__name__}")
         self._send(pb.WorkRequest(progress=pb.ProgressUpdate(
             task_id=self.id, lease_id=self.lease_id,
-            percent=int(round(fraction * 100)), message=message)))
+            percent=int(round(fraction * 100)),
+            message=wire_text(message, MAX_PROGRESS_MESSAGE_BYTES))))
 
     async def wait_cancelled(self) -> None:
         """Returns once ``cancelled`` is set (for async handlers)."""
@@ -455,10 +456,32 @@ def error_request(ctx: TaskContext, exc: BaseException) -> pb.WorkRequest:
                         retryable=True, details=details[-8000:])
 
 
+# How much of a worker's text the server keeps (api/strings/text_limits.h);
+# the SDK cuts to the same sizes, so what it sends is what is stored.
+MAX_PROGRESS_MESSAGE_BYTES = 1024
+MAX_ERROR_CODE_BYTES = 128
+MAX_ERROR_MESSAGE_BYTES = 4096
+MAX_ERROR_DETAILS_BYTES = 16384
+
+
+def wire_text(text: str, max_bytes: int) -> str:
+    """``text`` as the server can parse it: valid UTF-8 (a lone surrogate,
+    e.g. from bytes decoded with ``surrogateescape``, becomes U+FFFD) of at
+    most ``max_bytes`` bytes, cut on a character boundary. A string protobuf
+    cannot encode would otherwise end the whole Work stream."""
+    data = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    data_bytes = data.encode("utf-8", "replace")
+    if len(data_bytes) <= max_bytes:
+        return data_bytes.decode("utf-8")
+    return data_bytes[:max_bytes].decode("utf-8", "ignore")
+
+
 def fail_request(ctx: TaskContext, code: str, message: str, *, retryable: bool,
                  details: str = "") -> pb.WorkRequest:
-    """A Fail message for the context's lease."""
+    """A Fail message for the context's lease (text made wire-safe)."""
     return pb.WorkRequest(fail=pb.Fail(
         task_id=ctx.id, lease_id=ctx.lease_id,
-        error=pb.TaskError(code=code, message=message, details=details,
+        error=pb.TaskError(code=wire_text(code, MAX_ERROR_CODE_BYTES),
+                           message=wire_text(message, MAX_ERROR_MESSAGE_BYTES),
+                           details=wire_text(details, MAX_ERROR_DETAILS_BYTES),
                            retryable=retryable)))

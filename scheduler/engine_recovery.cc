@@ -68,6 +68,8 @@ absl::StatusOr<RecoveryStats> Engine::Recover(Storage& storage) {
     }
     lease_epoch_floor =
         std::max(lease_epoch_floor, (task.lease_id() >> kEpochShift) + 1);
+    // New ids sort after every stored one, whatever the seed or the clock.
+    ids_.AdvancePast(task.id());
     auto record = std::make_unique<Record>();
     Record& r = *record;
     r.task = task;

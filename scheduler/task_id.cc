@@ -1,6 +1,8 @@
 #include "scheduler/task_id.h"
 
 #include <algorithm>
+#include <cstring>
+#include <tuple>
 
 #include "absl/random/random.h"
 
@@ -19,6 +21,26 @@ TaskIdGenerator::TaskIdGenerator(uint64_t seed) {
   } else {
     counter_hi_ = seed & 0x7fff;
     counter_lo_ = seed * 0x9E3779B97F4A7C15ull;
+  }
+}
+
+void TaskIdGenerator::AdvancePast(absl::string_view id) {
+  if (id.size() != 26) return;
+  uint64_t hi = 0, lo = 0;  // 130 bits, as Next() lays them out
+  for (char c : id) {
+    const char* at = std::strchr(kAlphabet, c);
+    if (c == '\0' || at == nullptr) return;
+    hi = (hi << 5) | (lo >> 59);
+    lo = (lo << 5) | static_cast<uint64_t>(at - kAlphabet);
+  }
+  const uint64_t ms = hi >> 16;
+  const uint64_t counter_hi = hi & 0xffff;
+  absl::MutexLock lock(&mu_);
+  if (std::tie(ms, counter_hi, lo) >
+      std::tie(last_ms_, counter_hi_, counter_lo_)) {
+    last_ms_ = ms;
+    counter_hi_ = counter_hi;
+    counter_lo_ = lo;
   }
 }
 

@@ -25,6 +25,11 @@ class TaskIdGenerator {
   // generator returned before, even if `now` goes backwards.
   std::string Next(absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Every later Next() returns an id strictly greater than `id` (an id of
+  // an earlier run, seen at recovery), whatever the seed or the clock: ids
+  // never repeat across restarts. Ignores text that is not a task id.
+  void AdvancePast(absl::string_view id) ABSL_LOCKS_EXCLUDED(mu_);
+
  private:
   absl::Mutex mu_;
   uint64_t last_ms_ ABSL_GUARDED_BY(mu_) = 0;

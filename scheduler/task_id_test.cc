@@ -121,5 +121,22 @@ TEST(TaskIdTest, UniqueAndIncreasingAcrossThreads) {
   EXPECT_EQ(all.size(), static_cast<size_t>(kThreads * kPerThread));
 }
 
+// Ids never repeat across restarts: a generator that saw the previous run's
+// ids (at recovery) continues above them, even with the same seed and an
+// earlier clock (the engine fuzzer once found a restarted engine reusing ids).
+TEST(TaskIdTest, AdvancePastContinuesAboveRecoveredIds) {
+  const absl::Time now = absl::FromUnixMillis(1'700'000'000'000);
+  TaskIdGenerator first(7);
+  std::string last;
+  for (int i = 0; i < 100; ++i) last = first.Next(now);
+  TaskIdGenerator restarted(7);
+  restarted.AdvancePast(last);
+  restarted.AdvancePast("not an id");
+  const std::string next = restarted.Next(now - absl::Hours(1));
+  EXPECT_GT(next, last);
+  TaskIdGenerator again(7);
+  EXPECT_LE(again.Next(now), last);  // without it, the first run's ids repeat
+}
+
 }  // namespace
 }  // namespace taskd

@@ -54,10 +54,10 @@ class Harness {
   void Boot() {
     journal_ = std::make_unique<Journal>(storage_.get(), nullptr);
     EngineOptions options;
-    // A new seed per boot, as a real restart draws a random one: with the
-    // same seed and the same (fake) clock a restarted engine would hand out
-    // the ids of the previous run again.
-    options.id_seed = 7 + boots_++;
+    // The same seed at every boot, under the same fake clock: recovery must
+    // still keep new ids above the stored ones (it once did not).
+    options.id_seed = 7;
+    ++boots_;
     options.journal = journal_.get();
     options.default_result_ttl = absl::Hours(24 * 365);  // nothing retires
     options.default_initial_backoff = absl::Seconds(1);

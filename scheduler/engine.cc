@@ -535,20 +535,14 @@ bool Engine::CancelAwait(const AwaitHandle& handle) {
 
 void Engine::FireWaiter(const std::shared_ptr<internal::Waiter>& waiter,
                         absl::Status status, bool done) {
-  // Counted before the race for `fired`, so that Shutdown, once it has seen
-  // no callback in flight, knows none can start: a callback finishes a gRPC
-  // call, which must happen before the server's queues shut down.
   {
+    // The race for `fired` is won under waiters_mu_ and counted at once, so
+    // that Shutdown, once it has seen no callback in flight, knows none can
+    // start: a callback finishes a gRPC call, which must happen before the
+    // server's queues shut down.
     absl::MutexLock lock(&waiters_mu_);
+    if (waiter->fired.exchange(true)) return;
     ++firing_;
-  }
-  if (waiter->fired.exchange(true)) {
-    absl::MutexLock lock(&waiters_mu_);
-    --firing_;
-    return;
-  }
-  {
-    absl::MutexLock lock(&waiters_mu_);
     waiters_.erase(waiter);
     if (waiter->timer) timers_.Cancel(*waiter->timer);
   }

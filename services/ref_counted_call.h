@@ -4,11 +4,8 @@
 #ifndef TASKD_SERVICES_REF_COUNTED_CALL_H_
 #define TASKD_SERVICES_REF_COUNTED_CALL_H_
 
-#include <atomic>
-
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "services/call.h"
 
@@ -20,20 +17,22 @@ class RefCountedCall : public Call {
   // to be left before it shuts the completion queues down: a handler that
   // is still alive may start an operation (a Finish after a cancelled
   // write, say), which gRPC forbids once its queue is shut down.
-  static int Live() { return live_.load(); }
-  // Waits (polling; shutdown only) until no handler is left or `limit`.
+  // Waits until no handler is left, at most `limit`; false on timeout.
   static bool WaitNoneLive(absl::Duration limit) {
-    const absl::Time deadline = absl::Now() + limit;
-    while (live_.load() > 0) {
-      if (absl::Now() > deadline) return false;
-      absl::SleepFor(absl::Milliseconds(1));
-    }
-    return true;
+    absl::MutexLock lock(&live_mu_);
+    return live_mu_.AwaitWithTimeout(
+        absl::Condition(+[](int* n) { return *n == 0; }, &live_), limit);
   }
 
  protected:
-  RefCountedCall() { live_.fetch_add(1); }
-  ~RefCountedCall() override { live_.fetch_sub(1); }
+  RefCountedCall() {
+    absl::MutexLock lock(&live_mu_);
+    ++live_;
+  }
+  ~RefCountedCall() override {
+    absl::MutexLock lock(&live_mu_);
+    --live_;
+  }
 
   void Ref() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { ++refs_; }
   // Drops a reference; deletes the handler at zero. mu_ must not be held.
@@ -50,7 +49,9 @@ class RefCountedCall : public Call {
 
  private:
   int refs_ ABSL_GUARDED_BY(mu_) = 1;
-  static inline std::atomic<int> live_{0};
+  // Handlers alive in this process (see WaitNoneLive).
+  static inline absl::Mutex live_mu_;
+  static inline int live_ ABSL_GUARDED_BY(live_mu_) = 0;
 };
 
 }  // namespace taskd

@@ -5,33 +5,81 @@
 
 namespace taskd {
 
+const Dispatcher::Node* Dispatcher::Lists::Front() const {
+  if (nonempty == 0) return nullptr;
+  // The highest set bit is the best priority with an entry.
+  const int p = 31 - __builtin_clz(static_cast<unsigned>(nonempty));
+  return head[p];
+}
+
+void Dispatcher::Lists::Insert(Node* n, Link link) {
+  const int p = n->priority;
+  Node* after = tail[p];
+  while (after != nullptr && n->seq < after->seq) after = after->prev[link];
+  n->prev[link] = after;
+  n->next[link] = after != nullptr ? after->next[link] : head[p];
+  if (n->next[link] != nullptr) {
+    n->next[link]->prev[link] = n;
+  } else {
+    tail[p] = n;
+  }
+  if (after != nullptr) {
+    after->next[link] = n;
+  } else {
+    head[p] = n;
+  }
+  nonempty |= static_cast<uint16_t>(1u << p);
+}
+
+void Dispatcher::Lists::Unlink(Node* n, Link link) {
+  const int p = n->priority;
+  if (n->prev[link] != nullptr) {
+    n->prev[link]->next[link] = n->next[link];
+  } else {
+    head[p] = n->next[link];
+  }
+  if (n->next[link] != nullptr) {
+    n->next[link]->prev[link] = n->prev[link];
+  } else {
+    tail[p] = n->prev[link];
+  }
+  n->prev[link] = n->next[link] = nullptr;
+  if (head[p] == nullptr) nonempty &= static_cast<uint16_t>(~(1u << p));
+}
+
 void Dispatcher::Enqueue(ReadyEntry entry) {
   absl::MutexLock lock(&mu_);
   QueueReady& q = ready_[entry.queue];
   q.name = entry.queue;
-  Key key{entry.priority, entry.seq, std::move(entry.task_id), entry.since,
-          std::move(entry.type)};
-  if (q.by_type[key.type].insert(key).second) {
-    q.all.insert(std::move(key));
-    ++q.size;
-    q.since.insert(entry.since);
+  // Validation allows 0..9; anything else must not index past the lists.
+  entry.priority = std::clamp(entry.priority, 0, kPriorities - 1);
+  if (!q.nodes.contains(entry.task_id)) {
+    auto node = std::make_unique<Node>();
+    node->task_id = std::move(entry.task_id);
+    node->type = std::move(entry.type);
+    node->priority = entry.priority;
+    node->seq = entry.seq;
+    node->since = entry.since;
+    Node* n = node.get();
+    q.nodes.emplace(n->task_id, std::move(node));
+    q.all.Insert(n, kAll);
+    q.by_type[n->type].Insert(n, kType);
   }
   PumpLocked();
 }
 
-bool Dispatcher::EraseReady(QueueReady& q, const Key& key) {
-  auto all = q.all.find(key);
-  if (all == q.all.end()) return false;
-  auto since = q.since.find(all->since);
-  if (since != q.since.end()) q.since.erase(since);
-  auto t = q.by_type.find(all->type);
+bool Dispatcher::EraseReady(QueueReady& q, absl::string_view task_id) {
+  auto it = q.nodes.find(task_id);
+  if (it == q.nodes.end()) return false;
+  Node* n = it->second.get();
+  q.all.Unlink(n, kAll);
+  auto t = q.by_type.find(n->type);
   if (t != q.by_type.end()) {
-    t->second.erase(key);
-    // Type names come from clients: drop empty sets so they cannot pile up.
+    t->second.Unlink(n, kType);
+    // Type names come from clients: drop empty lists so they cannot pile up.
     if (t->second.empty()) q.by_type.erase(t);
   }
-  q.all.erase(all);
-  --q.size;
+  q.nodes.erase(it);  // frees n (and the key viewing its id)
   return true;
 }
 
@@ -40,7 +88,7 @@ void Dispatcher::MaybeForget(const std::string& queue) {
   if (q == ready_.end()) return;
   const QueueReady& r = q->second;
   const QueueLimits& l = r.limits;
-  if (r.size == 0 && r.running == 0 && !l.paused && l.max_concurrency == 0 &&
+  if (r.size() == 0 && r.running == 0 && !l.paused && l.max_concurrency == 0 &&
       l.max_dispatch_per_second == 0) {
     ready_.erase(q);
   }
@@ -50,7 +98,7 @@ void Dispatcher::Remove(const ReadyEntry& entry) {
   absl::MutexLock lock(&mu_);
   auto q = ready_.find(entry.queue);
   if (q == ready_.end()) return;
-  EraseReady(q->second, Key{entry.priority, entry.seq, entry.task_id, {}, {}});
+  EraseReady(q->second, entry.task_id);
   MaybeForget(entry.queue);
 }
 
@@ -116,9 +164,14 @@ QueueStats Dispatcher::Stats(const std::string& queue) const {
   auto q = ready_.find(queue);
   if (q != ready_.end()) {
     stats.limits = q->second.limits;
-    stats.ready = q->second.size;
+    stats.ready = q->second.size();
     stats.running = q->second.running;
-    if (!q->second.since.empty()) stats.oldest_ready = *q->second.since.begin();
+    // The oldest entry of each priority heads its list (arrival order).
+    for (const Node* head : q->second.all.head) {
+      if (head != nullptr) {
+        stats.oldest_ready = std::min(stats.oldest_ready, head->since);
+      }
+    }
   }
   for (const auto& [key, slot] : slots_) {
     const auto& queues = slot.worker->queues;
@@ -142,7 +195,7 @@ std::vector<std::string> Dispatcher::KnownQueues() const {
 size_t Dispatcher::ReadyCount(const std::string& queue) const {
   absl::MutexLock lock(&mu_);
   auto it = ready_.find(queue);
-  return it == ready_.end() ? 0 : it->second.size;
+  return it == ready_.end() ? 0 : it->second.size();
 }
 
 size_t Dispatcher::WorkerCount() const {
@@ -185,17 +238,17 @@ bool Dispatcher::MayDispatch(QueueReady& q, absl::Time now) {
   return false;
 }
 
-const Dispatcher::Key* Dispatcher::BestFor(const Slot& slot, absl::Time now,
-                                           QueueReady** queue_out) {
-  const Key* best = nullptr;
+const Dispatcher::Node* Dispatcher::BestFor(const Slot& slot, absl::Time now,
+                                            QueueReady** queue_out) {
+  const Node* best = nullptr;
   for (const std::string& queue : slot.worker->queues) {
     auto q = ready_.find(queue);
-    if (q == ready_.end() || q->second.size == 0) continue;
+    if (q == ready_.end() || q->second.size() == 0) continue;
     if (!MayDispatch(q->second, now)) continue;
-    auto consider = [&](const ReadySet& set) {
-      if (set.empty()) return;
-      if (best == nullptr || *set.begin() < *best) {
-        best = &*set.begin();
+    auto consider = [&](const Lists& lists) {
+      const Node* front = lists.Front();
+      if (front != nullptr && (best == nullptr || front->Before(*best))) {
+        best = front;
         *queue_out = &q->second;
       }
     };
@@ -217,7 +270,7 @@ void Dispatcher::PumpLocked() {
     // The least loaded worker (by fraction of its credit in use) that has
     // credit and a task it may take.
     Slot* chosen = nullptr;
-    const Key* best = nullptr;
+    const Node* best = nullptr;
     QueueReady* queue = nullptr;
     double chosen_load = 2.0;
     for (auto& [session, slot] : slots_) {
@@ -229,7 +282,7 @@ void Dispatcher::PumpLocked() {
       double load = static_cast<double>(held) / slot.worker->concurrency;
       if (load >= chosen_load) continue;
       QueueReady* q = nullptr;
-      const Key* k = BestFor(slot, now, &q);
+      const Node* k = BestFor(slot, now, &q);
       if (k == nullptr) continue;
       chosen = &slot;
       chosen_load = load;
@@ -237,13 +290,13 @@ void Dispatcher::PumpLocked() {
       queue = q;
     }
     if (chosen == nullptr) return;
-    Key key = *best;
-    EraseReady(*queue, key);
+    std::string task_id = best->task_id;
+    EraseReady(*queue, task_id);
     const std::string name = queue->name;
-    if (start_(key.task_id, chosen->worker)) {
+    if (start_(task_id, chosen->worker)) {
       ++queue->running;
       if (queue->limits.max_dispatch_per_second > 0) queue->tokens -= 1.0;
-      chosen->held.emplace(std::move(key.task_id), name);
+      chosen->held.emplace(std::move(task_id), name);
     } else {
       MaybeForget(name);  // a stale entry was the queue's last
     }

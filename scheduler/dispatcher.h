@@ -3,7 +3,10 @@
 //
 // Ready tasks are kept per (queue, type) ordered by priority (9 first), then
 // FIFO, and per queue across all types, so a worker serving every type finds
-// its task at the same cost however many types a queue has. A worker serves
+// its task at the same cost however many types a queue has. Each of those
+// orders is one FIFO list per priority (an entry is linked into two lists:
+// its type's and its queue's), with a bit per non-empty priority: enqueue,
+// remove and finding the best entry cost O(1) however many are ready. A worker serves
 // a set of queues and either every type or a listed set; it holds at most
 // `concurrency` unfinished assignments (its credit), and gets nothing while
 // its sink reports itself congested (a worker that does not read). Queues
@@ -31,13 +34,13 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "scheduler/clock.h"
@@ -115,25 +118,43 @@ class Dispatcher {
   WorkerSlots Slots() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  struct Key {
-    int priority;
-    uint64_t seq;
+  static constexpr int kPriorities = 10;  // 0..9 (validation.cc)
+  // A ready entry, linked into two FIFO lists: link kAll of its queue (every
+  // type) and link kType of its (queue, type).
+  enum Link { kAll = 0, kType = 1 };
+  struct Node {
     std::string task_id;
-    absl::Time since;  // not part of the order
-    std::string type;  // not part of the order
-    bool operator<(const Key& o) const {
+    std::string type;
+    int priority = 0;
+    uint64_t seq = 0;
+    absl::Time since;
+    Node* prev[2] = {nullptr, nullptr};
+    Node* next[2] = {nullptr, nullptr};
+    // Dispatch order: priority 9 first, then FIFO (seq).
+    bool Before(const Node& o) const {
       if (priority != o.priority) return priority > o.priority;
-      if (seq != o.seq) return seq < o.seq;
-      return task_id < o.task_id;
+      return seq < o.seq;
     }
   };
-  using ReadySet = std::set<Key>;
+  // One FIFO list per priority; `nonempty` has bit p set when list p is.
+  struct Lists {
+    Node* head[kPriorities] = {};
+    Node* tail[kPriorities] = {};
+    uint16_t nonempty = 0;
+    bool empty() const { return nonempty == 0; }
+    // The first entry of the highest non-empty priority, or nullptr.
+    const Node* Front() const;
+    // Links `n` by seq order (from the tail: entries arrive almost in order).
+    void Insert(Node* n, Link link);
+    void Unlink(Node* n, Link link);
+  };
   struct QueueReady {
     std::string name;
-    absl::flat_hash_map<std::string, ReadySet> by_type;
-    ReadySet all;  // every entry of every type
-    size_t size = 0;
-    std::multiset<absl::Time> since;  // of the ready entries
+    absl::flat_hash_map<std::string, Lists> by_type;
+    Lists all;  // every entry of every type
+    // Owns the entries, by task id (the key views the node's own id).
+    absl::flat_hash_map<absl::string_view, std::unique_ptr<Node>> nodes;
+    size_t size() const { return nodes.size(); }
     QueueLimits limits;
     int running = 0;
     double tokens = 0;
@@ -149,15 +170,15 @@ class Dispatcher {
   // True when `q` may dispatch one more task now; refills its bucket.
   bool MayDispatch(QueueReady& q, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Removes `key` from `q` (both indexes); false when it was not there.
-  bool EraseReady(QueueReady& q, const Key& key)
+  // Removes task `task_id` from `q` (both lists); false when not there.
+  bool EraseReady(QueueReady& q, absl::string_view task_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Drops `q` when nothing is ready, running or configured there.
   void MaybeForget(const std::string& queue) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Forget(Slot& slot, const std::string& task_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The best ready entry `slot` may take, or nullptr.
-  const Key* BestFor(const Slot& slot, absl::Time now, QueueReady** queue_out)
+  const Node* BestFor(const Slot& slot, absl::Time now, QueueReady** queue_out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const StartFn start_;

@@ -301,6 +301,44 @@ TEST_F(DispatcherTest, RemoveTakesAnEntryOutOfTheReadyQueue) {
   EXPECT_EQ(StartedIds(), (std::vector<std::string>{"b"}));
 }
 
+// Entries reach the dispatcher slightly out of their ready order (threads
+// race between taking a sequence number and enqueueing): each priority's
+// list still dispatches by sequence, and removing from the middle of a list
+// keeps the rest in order, in the all-types list and the per-type one.
+TEST_F(DispatcherTest, OutOfOrderArrivalsAndRemovalsKeepFifo) {
+  for (uint64_t seq : {4, 1, 6, 3, 2, 5}) {
+    dispatcher_.Enqueue(ReadyEntry{"q", seq % 2 ? "odd" : "even", 4, seq,
+                                   absl::StrCat("s", seq)});
+  }
+  dispatcher_.Remove(ReadyEntry{"q", "even", 4, 4, "s4"});
+  dispatcher_.Remove(ReadyEntry{"q", "odd", 4, 1, "s1"});  // a list head
+  dispatcher_.Remove(ReadyEntry{"q", "even", 4, 6, "s6"});  // a list tail
+  EXPECT_EQ(dispatcher_.ReadyCount("q"), 3u);
+  auto evens = Worker("evens", {"q"}, {"even"}, 10);
+  dispatcher_.AddWorker(evens);
+  EXPECT_EQ(StartedIds(), (std::vector<std::string>{"s2"}));
+  auto all = Worker("all", {"q"}, {}, 10);
+  dispatcher_.AddWorker(all);
+  EXPECT_EQ(StartedIds(), (std::vector<std::string>{"s2", "s3", "s5"}));
+  EXPECT_EQ(dispatcher_.ReadyCount("q"), 0u);
+}
+
+// The oldest ready entry of a queue is reported whatever its priority, and
+// the next one once it is dispatched.
+TEST_F(DispatcherTest, OldestReadyAcrossPriorities) {
+  const absl::Time t0 = absl::FromUnixSeconds(1000);
+  dispatcher_.Enqueue(ReadyEntry{"q", "t", 1, 1, "old-low", t0});
+  dispatcher_.Enqueue(
+      ReadyEntry{"q", "t", 8, 2, "new-high", t0 + absl::Seconds(5)});
+  dispatcher_.Enqueue(
+      ReadyEntry{"q", "t", 1, 3, "newer-low", t0 + absl::Seconds(9)});
+  EXPECT_EQ(dispatcher_.Stats("q").oldest_ready, t0);
+  dispatcher_.Remove(ReadyEntry{"q", "t", 1, 1, "old-low"});
+  EXPECT_EQ(dispatcher_.Stats("q").oldest_ready, t0 + absl::Seconds(5));
+  dispatcher_.Remove(ReadyEntry{"q", "t", 8, 2, "new-high"});
+  EXPECT_EQ(dispatcher_.Stats("q").oldest_ready, t0 + absl::Seconds(9));
+}
+
 // Issue 10, defect 7: a worker that does not read gets nothing more until
 // its sink has drained, then dispatch resumes.
 TEST_F(DispatcherTest, ACongestedWorkerGetsNothingUntilItDrains) {

@@ -1,0 +1,236 @@
+"""What every Python side of `make bench-peers` shares: process CPU from /proc,
+child processes that die with their parent, and the record a driver prints.
+
+A driver (celery_peer.py, rq_peer.py; bullmq_peer.js speaks the same protocol)
+runs one peer's workload against a redis-server that bench_peers.py started,
+and prints one JSON object per line on stdout:
+  {"figure": NAME, "n": asked, "done": finished, "seconds": wall,
+   "client_cpu_s": ..., "broker_cpu_s": ..., "worker_cpu_s": ..., "how": text}
+for rates (tasks/s = done / seconds), {"figure": "roundtrip_p50_ms", "value": x,
+...} for latencies, and one {"info": {...}} describing the peer's set-up.
+Nothing here is thread-safe unless it says so; drivers call it from one thread.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Callable, Dict, List, Optional, Sequence
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_PR_SET_PDEATHSIG = 1
+
+# Figure names, shared with taskd's own bench (tests/bench).
+SUBMIT_SERIAL = "submit_serial"
+SUBMIT_IN_FLIGHT = "submit_64"
+SUBMIT_BATCH = "submit_batch1000"
+E2E_SERIAL = "e2e_serial"
+E2E_IN_FLIGHT = "e2e_64"
+E2E_BATCH = "e2e_batch"
+ROUNDTRIP_P50 = "roundtrip_p50_ms"
+ROUNDTRIP_P99 = "roundtrip_p99_ms"
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: the kernel SIGKILLs the child when the spawning thread exits."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def spawn(argv: Sequence[str], **kwargs) -> subprocess.Popen:  # type: ignore[no-untyped-def]
+    """Popen that cannot outlive this process, even if it is SIGKILLed."""
+    return subprocess.Popen(list(argv), preexec_fn=_die_with_parent, **kwargs)
+
+
+def stop(process: Optional[subprocess.Popen], grace_s: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL after grace_s; always reaps."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=grace_s)
+
+
+def stop_all(processes: List[subprocess.Popen], grace_s: float = 10.0) -> None:
+    """Stops many at once: SIGTERM to all, one shared grace period, then SIGKILL."""
+    for p in processes:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for p in processes:
+        try:
+            p.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout=grace_s)
+
+
+def _stat_fields(pid: int) -> Optional[List[str]]:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read().decode("ascii", "replace")
+    except OSError:  # gone since listed
+        return None
+    # Field 2 (comm) may hold spaces and parentheses; what follows the last ')' does not.
+    return raw[raw.rfind(")") + 2:].split()
+
+
+def process_cpu_s(pid: int, with_reaped_children: bool = False) -> float:
+    """User + system CPU seconds of one process (all its threads), from /proc."""
+    f = _stat_fields(pid)
+    if f is None:
+        return 0.0
+    # After comm: [0] state, [1] ppid, ... [11] utime, [12] stime, [13] cutime, [14] cstime.
+    ticks = int(f[11]) + int(f[12])
+    if with_reaped_children:
+        ticks += int(f[13]) + int(f[14])
+    return ticks / CLOCK_TICKS
+
+
+def tree_cpu_s(roots: Sequence[int]) -> float:
+    """CPU seconds of the processes in roots and all their live descendants,
+    plus the children each of them has already reaped."""
+    parent: Dict[int, int] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            f = _stat_fields(int(name))
+            if f is not None:
+                parent[int(name)] = int(f[1])
+    members = set(roots)
+    grew = True
+    while grew:  # at most the depth of the tree
+        grew = False
+        for pid, ppid in parent.items():
+            if ppid in members and pid not in members:
+                members.add(pid)
+                grew = True
+    return sum(process_cpu_s(pid, with_reaped_children=True) for pid in members)
+
+
+class CpuMeter:
+    """Reads client (this process), broker and worker CPU; deltas per phase."""
+
+    def __init__(self, broker_pid: int) -> None:
+        self.broker_pid = broker_pid
+        self.worker_pids: List[int] = []
+
+    def read(self) -> Dict[str, float]:
+        return {
+            "client_cpu_s": process_cpu_s(os.getpid()),
+            "broker_cpu_s": process_cpu_s(self.broker_pid),
+            "worker_cpu_s": tree_cpu_s(self.worker_pids) if self.worker_pids else 0.0,
+        }
+
+
+def emit(record: Dict[str, object]) -> None:
+    """One record for bench_peers.py, on its own line."""
+    sys.stdout.write(json.dumps(record) + "\n")
+    sys.stdout.flush()
+
+
+def measure(meter: CpuMeter, figure: str, n: int, how: str,
+            body: Callable[[], int]) -> None:
+    """Runs body (returns how many of n tasks it finished) and emits its figure."""
+    before = meter.read()
+    start = time.perf_counter()
+    done = body()
+    seconds = time.perf_counter() - start
+    after = meter.read()
+    record: Dict[str, object] = {"figure": figure, "n": n, "done": done,
+                                 "seconds": seconds, "how": how}
+    for key, value in after.items():
+        record[key] = value - before[key]
+    emit(record)
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending, non-empty sequence."""
+    rank = max(1, int(-(-q * len(sorted_values) // 100)))  # ceil(q/100 * n)
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def emit_roundtrips(meter: CpuMeter, how: str, count: int, deadline_s: float,
+                    one: Callable[[float], None]) -> None:
+    """Times `one(timeout_s)` (submit one task and wait for its result) up to
+    count times or until deadline_s passes; emits p50 and p99 in ms."""
+    samples: List[float] = []
+    before = meter.read()
+    deadline = time.monotonic() + deadline_s
+    for _ in range(count):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        start = time.perf_counter()
+        one(left)
+        samples.append((time.perf_counter() - start) * 1000.0)
+    after = meter.read()
+    samples.sort()
+    cpu = {key: value - before[key] for key, value in after.items()}
+    for figure, q in ((ROUNDTRIP_P50, 50), (ROUNDTRIP_P99, 99)):
+        record: Dict[str, object] = {"figure": figure, "n": count, "done": len(samples),
+                                     "how": how}
+        if samples:
+            record["value"] = percentile(samples, q)
+        record.update(cpu)
+        emit(record)
+
+
+def chunks(n: int, size: int) -> List[range]:
+    return [range(start, min(n, start + size)) for start in range(0, n, size)]
+
+
+def in_flight_threads(indices: Sequence[int], in_flight: int, deadline: float,
+                      submit: Callable[[int], object]) -> List[object]:
+    """Submits every index with `in_flight` threads, each one call at a time,
+    until done or the monotonic deadline passes; returns what submit returned
+    (in index order, for the calls that ran). submit must be thread-safe."""
+    import threading
+    lanes: List[List[object]] = [[] for _ in range(in_flight)]
+    errors: List[BaseException] = []
+
+    def lane(k: int) -> None:
+        try:
+            for i in indices[k::in_flight]:
+                if time.monotonic() > deadline:
+                    return
+                lanes[k].append(submit(i))
+        except BaseException as e:  # noqa: BLE001 - reported by the caller's thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=lane, args=(k,), daemon=True)
+               for k in range(in_flight)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=max(0.0, deadline - time.monotonic()) + 30.0)
+    if errors:
+        raise errors[0]
+    merged: List[object] = []
+    for round_ in range(max((len(x) for x in lanes), default=0)):
+        merged.extend(x[round_] for x in lanes if round_ < len(x))
+    return merged
+
+
+def driver_args(description: str):  # type: ignore[no-untyped-def]
+    """The flags bench_peers.py passes to every driver."""
+    import argparse
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--redis_port", type=int, required=True)
+    p.add_argument("--redis_pid", type=int, required=True)
+    p.add_argument("--n", type=int, default=20000)
+    p.add_argument("--in_flight", type=int, default=64)
+    p.add_argument("--batch", type=int, default=1000)
+    p.add_argument("--concurrency", type=int, default=50)
+    p.add_argument("--roundtrips", type=int, default=2000)
+    p.add_argument("--phase_limit_s", type=float, default=120.0)
+    p.add_argument("--option", default="",
+                   help="peer-specific choice (Celery pool, RQ worker class)")
+    return p.parse_args()

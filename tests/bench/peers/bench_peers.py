@@ -82,7 +82,8 @@ class RedisServer:
             self.process = pc.spawn(
                 [self.binary, "--bind", "127.0.0.1", "--port", str(self.port),
                  "--dir", self.dir, "--save", "", "--appendonly", "no",
-                 "--daemonize", "no", "--loglevel", "warning", "--logfile", ""],
+                 "--daemonize", "no", "--loglevel", "warning",
+                 "--logfile", os.path.join(self.dir, "redis.log")],
                 stdin=subprocess.DEVNULL, stdout=sys.stderr, stderr=sys.stderr,
                 start_new_session=True)
             deadline = time.monotonic() + 20
@@ -91,7 +92,16 @@ class RedisServer:
                     return
                 time.sleep(0.02)  # readiness poll, bounded by the deadline
             pc.stop(self.process)
-        raise RuntimeError("redis-server did not start")
+        raise RuntimeError(f"redis-server did not start:\n{self.log_tail()}")
+
+    def log_tail(self) -> str:
+        try:
+            with open(os.path.join(self.dir, "redis.log"), encoding="utf-8",
+                      errors="replace") as f:
+                return "".join(f.readlines()[-20:])
+        except OSError:
+            return "(no log)"
+
 
     def stop(self) -> None:
         pc.stop(self.process)
@@ -272,7 +282,8 @@ def main() -> int:
                           f"{line['unit']} ({line['done']}/{line['n']})",
                           file=sys.stderr, flush=True)
             except (RuntimeError, OSError, ValueError) as e:
-                print(f"  {peer} failed: {e}", file=sys.stderr, flush=True)
+                print(f"  {peer} failed: {e}\n  redis-server log:\n{redis.log_tail()}",
+                      file=sys.stderr, flush=True)
                 failed.append(peer)
             finally:
                 redis.stop()

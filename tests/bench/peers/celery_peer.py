@@ -70,7 +70,7 @@ def main() -> int:
                    lambda: len(submit(figure, range(n), time.monotonic() + limit)))
 
     worker = pc.spawn(
-        [PYTHON, "-m", "celery", "-A", "celery_tasks", "worker", "-Q", "e2e",
+        [PYTHON, "-m", "celery", "--quiet", "-A", "celery_tasks", "worker", "-Q", "e2e",
          "--pool", pool, "--concurrency", str(args.concurrency), "--loglevel", "WARNING",
          "--without-gossip", "--without-mingle", "--without-heartbeat"],
         cwd=HERE, env=dict(os.environ, PYTHONPATH=HERE),

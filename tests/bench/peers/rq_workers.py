@@ -27,8 +27,10 @@ import peer_common as pc  # noqa: E402
 import rq_tasks  # noqa: E402,F401  (imported before the fork, once)
 
 
-def run_worker(port: int, queue: str, kind: str) -> None:
+def run_worker(port: int, queue: str, kind: str, parent: int) -> None:
     pc._die_with_parent()
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        return
     connection = Redis(host="127.0.0.1", port=port)
     worker_class = SimpleWorker if kind == "simple" else Worker
     worker = worker_class([Queue(queue, connection=connection)], connection=connection)
@@ -44,12 +46,13 @@ def main() -> int:
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     children = []
+    parent = os.getpid()
     for _ in range(args.count):
         pid = os.fork()
         if pid == 0:
             code = 0
             try:
-                run_worker(args.redis_port, args.queue, args.kind)
+                run_worker(args.redis_port, args.queue, args.kind, parent)
             except BaseException:  # noqa: BLE001 - a child must never return into the loop
                 logging.exception("rq worker failed")
                 code = 1

@@ -83,6 +83,9 @@ class RedisServer:
                 [self.binary, "--bind", "127.0.0.1", "--port", str(self.port),
                  "--dir", self.dir, "--save", "", "--appendonly", "no",
                  "--daemonize", "no", "--loglevel", "warning",
+                 # Celery's client reads its pub/sub results only after it has
+                 # submitted all N; Redis's default would drop it past 8 MB.
+                 "--client-output-buffer-limit", "pubsub 0 0 0",
                  "--logfile", os.path.join(self.dir, "redis.log")],
                 stdin=subprocess.DEVNULL, stdout=sys.stderr, stderr=sys.stderr,
                 start_new_session=True)

@@ -23,51 +23,26 @@ PYTHON = "/usr/bin/python3"
 
 def main() -> int:
     args = pc.driver_args(__doc__.split("\n\n")[0])
-    url = f"redis://127.0.0.1:{args.redis_port}/0"
-    os.environ["BENCH_REDIS_URL"] = url
+    os.environ["BENCH_REDIS_URL"] = f"redis://127.0.0.1:{args.redis_port}/0"
     os.environ["BENCH_POOL_LIMIT"] = str(args.in_flight + 2)
     pool = args.option or "threads"
     import celery
     from celery import group
+    from celery.exceptions import TimeoutError as ResultTimeout
     import celery_tasks
     noop = celery_tasks.noop
-    n, limit = args.n, args.phase_limit_s
     meter = pc.CpuMeter(args.redis_pid)
-    pc.emit({"info": {
-        "peer": "celery", "version": celery.__version__,
-        "in_flight": f"{args.in_flight} threads, each apply_async one at a time",
-        "batch": f"group of {args.batch} .apply_async() (one message per task)",
-        "worker": f"1 celery worker, --pool {pool} --concurrency {args.concurrency}",
-        "results": "Redis result backend, AsyncResult.get (pub/sub)",
-    }})
-
-    def serial(queue: str, indices: range, deadline: float) -> List[object]:
-        out: List[object] = []
-        for i in indices:
-            if time.monotonic() > deadline:
-                break
-            out.append(noop.apply_async((i,), queue=queue))
-        return out
-
-    def in_flight(queue: str, indices: range, deadline: float) -> List[object]:
-        return pc.in_flight_threads(indices, args.in_flight, deadline,
-                                    lambda i: noop.apply_async((i,), queue=queue))
-
-    def batched(queue: str, indices: range, deadline: float) -> List[object]:
-        out: List[object] = []
-        for part in pc.chunks(len(indices), args.batch):
-            if time.monotonic() > deadline:
-                break
-            out += group(noop.s(indices[i]) for i in part).apply_async(queue=queue).results
-        return out
-
-    shapes = ((pc.SUBMIT_SERIAL, pc.E2E_SERIAL, serial, "one apply_async at a time"),
-              (pc.SUBMIT_IN_FLIGHT, pc.E2E_IN_FLIGHT, in_flight,
-               f"{args.in_flight} threads"),
-              (pc.SUBMIT_BATCH, pc.E2E_BATCH, batched, f"group of {args.batch}"))
-    for figure, _, submit, how in shapes:
-        pc.measure(meter, figure, n, how,
-                   lambda: len(submit(figure, range(n), time.monotonic() + limit)))
+    shapes = pc.ClientShapes(
+        args,
+        lambda queue, i: noop.apply_async((i,), queue=queue),
+        lambda queue, part: group(noop.s(i) for i in part).apply_async(queue=queue).results,
+        {"serial": "apply_async one at a time",
+         "in_flight": f"{args.in_flight} threads, each apply_async one at a time",
+         "batch": f"group of {args.batch}, apply_async (one message per task)"})
+    shapes.emit_info("celery", celery.__version__,
+                     f"1 celery worker, --pool {pool} --concurrency {args.concurrency}",
+                     "Redis result backend, AsyncResult.get (pub/sub)")
+    shapes.run_submit_figures(meter)
 
     worker = pc.spawn(
         [PYTHON, "-m", "celery", "--quiet", "-A", "celery_tasks", "worker", "-Q", "e2e",
@@ -79,21 +54,21 @@ def main() -> int:
         meter.worker_pids = [worker.pid]
         noop.apply_async((0,), queue="e2e").get(timeout=60)  # the worker is up
 
-        def end_to_end(submit) -> int:  # type: ignore[no-untyped-def]
-            deadline = time.monotonic() + limit
-            done = 0
-            for r in submit("e2e", range(n), deadline):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                r.get(timeout=left)
-                done += 1
-            return done
+        def collect(results: List[object], deadline: float) -> int:
+            held = 0
+            try:
+                for r in results:
+                    if time.monotonic() >= deadline:
+                        break
+                    r.get(timeout=deadline - time.monotonic())  # type: ignore[attr-defined]
+                    held += 1
+            except ResultTimeout:
+                pass
+            return held
 
-        for _, figure, submit, how in shapes:
-            pc.measure(meter, figure, n, how + ", then AsyncResult.get for each",
-                       lambda: end_to_end(submit))
-        pc.emit_roundtrips(meter, "apply_async + AsyncResult.get", args.roundtrips, limit,
+        shapes.run_end_to_end_figures(meter, "e2e", "AsyncResult.get for each", collect)
+        pc.emit_roundtrips(meter, "apply_async + AsyncResult.get", args.roundtrips,
+                           args.phase_limit_s,
                            lambda left: noop.apply_async((1,), queue="e2e").get(timeout=left))
     finally:
         pc.stop(worker, grace_s=20)

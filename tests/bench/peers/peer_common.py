@@ -59,20 +59,6 @@ def stop(process: Optional[subprocess.Popen], grace_s: float = 10.0) -> None:
         process.wait(timeout=grace_s)
 
 
-def stop_all(processes: List[subprocess.Popen], grace_s: float = 10.0) -> None:
-    """Stops many at once: SIGTERM to all, one shared grace period, then SIGKILL."""
-    for p in processes:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    for p in processes:
-        try:
-            p.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(timeout=grace_s)
-
-
 def _stat_fields(pid: int) -> Optional[List[str]]:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
@@ -191,7 +177,7 @@ def in_flight_threads(indices: Sequence[int], in_flight: int, deadline: float,
                       submit: Callable[[int], object]) -> List[object]:
     """Submits every index with `in_flight` threads, each one call at a time,
     until done or the monotonic deadline passes; returns what submit returned
-    (in index order, for the calls that ran). submit must be thread-safe."""
+    for the calls that ran (in no particular order). submit must be thread-safe."""
     import threading
     lanes: List[List[object]] = [[] for _ in range(in_flight)]
     errors: List[BaseException] = []
@@ -213,10 +199,70 @@ def in_flight_threads(indices: Sequence[int], in_flight: int, deadline: float,
         t.join(timeout=max(0.0, deadline - time.monotonic()) + 30.0)
     if errors:
         raise errors[0]
-    merged: List[object] = []
-    for round_ in range(max((len(x) for x in lanes), default=0)):
-        merged.extend(x[round_] for x in lanes if round_ < len(x))
-    return merged
+    return [handle for handles in lanes for handle in handles]
+
+
+class ClientShapes:
+    """taskd's bench client shapes over one peer's submit calls: one call at a
+    time; `in_flight` threads, each one call at a time; batches of `batch`.
+    submit_one(queue, i) (thread-safe) and submit_batch(queue, indices) return
+    handles, whatever the peer's collect(handles, deadline) takes."""
+
+    # (shape, submit-only figure, end-to-end figure)
+    FIGURES = (("serial", SUBMIT_SERIAL, E2E_SERIAL),
+               ("in_flight", SUBMIT_IN_FLIGHT, E2E_IN_FLIGHT),
+               ("batch", SUBMIT_BATCH, E2E_BATCH))
+
+    def __init__(self, args, submit_one: Callable[[str, int], object],  # type: ignore[no-untyped-def]
+                 submit_batch: Callable[[str, Sequence[int]], List[object]],
+                 hows: Dict[str, str]) -> None:
+        self.n = args.n
+        self.in_flight = args.in_flight
+        self.batch = args.batch
+        self.limit_s = args.phase_limit_s
+        self.submit_one = submit_one
+        self.submit_batch = submit_batch
+        self.hows = hows
+
+    def emit_info(self, peer: str, version: str, worker: str, results: str) -> None:
+        """The record that says how this peer was driven (printed under the table)."""
+        emit({"info": {"peer": peer, "version": version, "in_flight": self.hows["in_flight"],
+                       "batch": self.hows["batch"], "worker": worker, "results": results}})
+
+    def submit(self, shape: str, queue: str, deadline: float) -> List[object]:
+        """Submits n tasks to queue in this shape, stopping at the deadline."""
+        indices = range(self.n)
+        if shape == "in_flight":
+            return in_flight_threads(indices, self.in_flight, deadline,
+                                     lambda i: self.submit_one(queue, i))
+        out: List[object] = []
+        if shape == "serial":
+            for i in indices:
+                if time.monotonic() > deadline:
+                    break
+                out.append(self.submit_one(queue, i))
+            return out
+        for part in chunks(self.n, self.batch):
+            if time.monotonic() > deadline:
+                break
+            out += self.submit_batch(queue, part)
+        return out
+
+    def run_submit_figures(self, meter: CpuMeter) -> None:
+        """The submit-only figures, each on a queue of its own name (no worker)."""
+        for shape, figure, _ in self.FIGURES:
+            measure(meter, figure, self.n, self.hows[shape],
+                    lambda: len(self.submit(shape, figure, time.monotonic() + self.limit_s)))
+
+    def run_end_to_end_figures(self, meter: CpuMeter, queue: str, collect_how: str,
+                               collect: Callable[[List[object], float], int]) -> None:
+        """The end-to-end figures on the worker's queue: submit n in each shape,
+        then collect (returns how many results it holds by the deadline)."""
+        for shape, _, figure in self.FIGURES:
+            def body() -> int:
+                deadline = time.monotonic() + self.limit_s
+                return collect(self.submit(shape, queue, deadline), deadline)
+            measure(meter, figure, self.n, f"{self.hows[shape]}, then {collect_how}", body)
 
 
 def driver_args(description: str):  # type: ignore[no-untyped-def]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import List, Sequence
+from typing import Dict, Sequence
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -33,39 +33,29 @@ def main() -> int:
     from rq_tasks import noop
     kind = args.option or "simple"
     connection = Redis(host="127.0.0.1", port=args.redis_port)
-    n, limit = args.n, args.phase_limit_s
+    limit = args.phase_limit_s
     meter = pc.CpuMeter(args.redis_pid)
-    pc.emit({"info": {
-        "peer": "rq", "version": rq.__version__,
-        "in_flight": f"{args.in_flight} threads, each Queue.enqueue one at a time",
-        "batch": f"Queue.enqueue_many of {args.batch} (one pipeline)",
-        "worker": f"{args.concurrency} RQ worker processes "
-                  f"({'SimpleWorker' if kind == 'simple' else 'Worker, a fork per job'})",
-        "results": f"client polls rq:results:<id> (pipelined, {POLL_S * 1000:g} ms "
-                   "pause when nothing is new)",
-    }})
+    queues: Dict[str, Queue] = {}
 
-    def serial(queue: Queue, indices: range, deadline: float) -> List[str]:
-        out: List[str] = []
-        for i in indices:
-            if time.monotonic() > deadline:
-                break
-            out.append(queue.enqueue(noop, i).id)
-        return out
+    def queue_named(name: str) -> Queue:
+        queue = queues.get(name)
+        return queue if queue is not None else queues.setdefault(
+            name, Queue(name, connection=connection))
 
-    def in_flight(queue: Queue, indices: range, deadline: float) -> List[str]:
-        return pc.in_flight_threads(indices, args.in_flight, deadline,
-                                    lambda i: queue.enqueue(noop, i).id)  # type: ignore[return-value]
-
-    def batched(queue: Queue, indices: range, deadline: float) -> List[str]:
-        out: List[str] = []
-        for part in pc.chunks(len(indices), args.batch):
-            if time.monotonic() > deadline:
-                break
-            jobs = queue.enqueue_many(
-                [Queue.prepare_data(noop, (indices[i],)) for i in part])
-            out += [job.id for job in jobs]
-        return out
+    shapes = pc.ClientShapes(
+        args,
+        lambda queue, i: queue_named(queue).enqueue(noop, i).id,
+        lambda queue, part: [job.id for job in queue_named(queue).enqueue_many(
+            [Queue.prepare_data(noop, (i,)) for i in part])],
+        {"serial": "Queue.enqueue one at a time",
+         "in_flight": f"{args.in_flight} threads, each Queue.enqueue one at a time",
+         "batch": f"Queue.enqueue_many of {args.batch} (one pipeline)"})
+    shapes.emit_info(
+        "rq", rq.__version__,
+        f"{args.concurrency} RQ worker processes "
+        f"({'SimpleWorker' if kind == 'simple' else 'Worker, a fork per job'})",
+        f"client polls rq:results:<id> (pipelined, {POLL_S * 1000:g} ms pause when "
+        "nothing is new)")
 
     def await_results(ids: Sequence[str], deadline: float) -> int:
         """How many of ids have a successful result by the deadline."""
@@ -92,16 +82,9 @@ def main() -> int:
             pending = left + pending[POLL_BATCH:]
         return done
 
-    shapes = ((pc.SUBMIT_SERIAL, pc.E2E_SERIAL, serial, "Queue.enqueue one at a time"),
-              (pc.SUBMIT_IN_FLIGHT, pc.E2E_IN_FLIGHT, in_flight,
-               f"{args.in_flight} threads"),
-              (pc.SUBMIT_BATCH, pc.E2E_BATCH, batched, f"enqueue_many of {args.batch}"))
-    for figure, _, submit, how in shapes:
-        queue = Queue(figure, connection=connection)
-        pc.measure(meter, figure, n, how,
-                   lambda: len(submit(queue, range(n), time.monotonic() + limit)))
+    shapes.run_submit_figures(meter)
 
-    e2e = Queue("e2e", connection=connection)
+    e2e = queue_named("e2e")
     workers = pc.spawn(
         [PYTHON, os.path.join(HERE, "rq_workers.py"), f"--redis_port={args.redis_port}",
          "--queue=e2e", f"--count={args.concurrency}", f"--kind={kind}"],
@@ -116,13 +99,8 @@ def main() -> int:
         if await_results([e2e.enqueue(noop, 0).id], time.monotonic() + 60) != 1:
             raise RuntimeError("rq workers ran no job")
 
-        def end_to_end(submit) -> int:  # type: ignore[no-untyped-def]
-            deadline = time.monotonic() + limit
-            return await_results(submit(e2e, range(n), deadline), deadline)
-
-        for _, figure, submit, how in shapes:
-            pc.measure(meter, figure, n, how + ", then poll every result",
-                       lambda: end_to_end(submit))
+        shapes.run_end_to_end_figures(meter, "e2e", "poll every result",
+                                      await_results)  # type: ignore[arg-type]
 
         def roundtrip(left: float) -> None:
             if await_results([e2e.enqueue(noop, 1).id], time.monotonic() + left) != 1:

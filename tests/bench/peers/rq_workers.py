@@ -24,7 +24,7 @@ from redis import Redis  # noqa: E402
 from rq import Queue, SimpleWorker, Worker  # noqa: E402
 
 import peer_common as pc  # noqa: E402
-import rq_tasks  # noqa: E402,F401  (imported before the fork, once)
+import rq_tasks  # noqa: E402,F401 pylint: disable=unused-import (loaded once, before the forks)
 
 
 def run_worker(port: int, queue: str, kind: str, parent: int) -> None:

@@ -36,7 +36,7 @@ ROUNDTRIP_P50 = "roundtrip_p50_ms"
 ROUNDTRIP_P99 = "roundtrip_p99_ms"
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """preexec_fn: the kernel SIGKILLs the child when the spawning thread exits."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -44,7 +44,7 @@ def _die_with_parent() -> None:
 
 def spawn(argv: Sequence[str], **kwargs) -> subprocess.Popen:  # type: ignore[no-untyped-def]
     """Popen that cannot outlive this process, even if it is SIGKILLed."""
-    return subprocess.Popen(list(argv), preexec_fn=_die_with_parent, **kwargs)
+    return subprocess.Popen(list(argv), preexec_fn=die_with_parent, **kwargs)
 
 
 def stop(process: Optional[subprocess.Popen], grace_s: float = 10.0) -> None:

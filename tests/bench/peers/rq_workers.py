@@ -12,6 +12,7 @@ per job (rq.Worker, RQ's default)."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import signal
@@ -24,11 +25,10 @@ from redis import Redis  # noqa: E402
 from rq import Queue, SimpleWorker, Worker  # noqa: E402
 
 import peer_common as pc  # noqa: E402
-import rq_tasks  # noqa: E402,F401 pylint: disable=unused-import (loaded once, before the forks)
 
 
 def run_worker(port: int, queue: str, kind: str, parent: int) -> None:
-    pc._die_with_parent()
+    pc.die_with_parent()
     if os.getppid() != parent:  # the parent died before prctl took effect
         return
     connection = Redis(host="127.0.0.1", port=port)
@@ -45,6 +45,7 @@ def main() -> int:
     p.add_argument("--kind", choices=("simple", "fork"), default="simple")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    importlib.import_module("rq_tasks")  # loaded once, before the forks
     children = []
     parent = os.getpid()
     for _ in range(args.count):

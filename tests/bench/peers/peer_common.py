@@ -6,7 +6,7 @@ runs one peer's workload against a redis-server that bench_peers.py started,
 and prints one JSON object per line on stdout:
   {"figure": NAME, "n": asked, "done": finished, "seconds": wall,
    "client_cpu_s": ..., "broker_cpu_s": ..., "worker_cpu_s": ..., "how": text}
-for rates (tasks/s = done / seconds), {"figure": "roundtrip_p50_ms", "value": x,
+for rates (tasks/s = done / seconds), {"figure": "rtt_p50", "value": ms,
 ...} for latencies, and one {"info": {...}} describing the peer's set-up.
 Nothing here is thread-safe unless it says so; drivers call it from one thread.
 """
@@ -25,16 +25,18 @@ from typing import Callable, Dict, List, Optional, Sequence
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _PR_SET_PDEATHSIG = 1
 
-# Figure names, shared with taskd's own bench (tests/bench).
-SUBMIT_SERIAL = "submit_serial"
+# Figure names (JSON "row"), as taskd's own bench names them (tests/bench).
+SUBMIT_SERIAL = "submit_1"
 SUBMIT_IN_FLIGHT = "submit_64"
-SUBMIT_BATCH = "submit_batch1000"
-E2E_SERIAL = "e2e_serial"
+SUBMIT_BATCH = "submit_batch"
+E2E_SERIAL = "e2e_1"
 E2E_IN_FLIGHT = "e2e_64"
 E2E_BATCH = "e2e_batch"
-ROUNDTRIP_P50 = "roundtrip_p50_ms"
-ROUNDTRIP_P99 = "roundtrip_p99_ms"
-
+ROUNDTRIP_P50 = "rtt_p50"
+ROUNDTRIP_P99 = "rtt_p99"
+# Derived by bench_peers.py: redis-server CPU per task, 64 in flight.
+CPU_SUBMIT = "cpu_submit_64"
+CPU_E2E = "cpu_e2e_64"
 
 def die_with_parent() -> None:
     """preexec_fn: the kernel SIGKILLs the child when the spawning thread exits."""
@@ -149,6 +151,7 @@ def emit_roundtrips(meter: CpuMeter, how: str, count: int, deadline_s: float,
     count times or until deadline_s passes; emits p50 and p99 in ms."""
     samples: List[float] = []
     before = meter.read()
+    started = time.perf_counter()
     deadline = time.monotonic() + deadline_s
     for _ in range(count):
         left = deadline - time.monotonic()
@@ -157,12 +160,13 @@ def emit_roundtrips(meter: CpuMeter, how: str, count: int, deadline_s: float,
         start = time.perf_counter()
         one(left)
         samples.append((time.perf_counter() - start) * 1000.0)
+    seconds = time.perf_counter() - started
     after = meter.read()
     samples.sort()
     cpu = {key: value - before[key] for key, value in after.items()}
     for figure, q in ((ROUNDTRIP_P50, 50), (ROUNDTRIP_P99, 99)):
         record: Dict[str, object] = {"figure": figure, "n": count, "done": len(samples),
-                                     "how": how}
+                                     "seconds": seconds, "how": how}
         if samples:
             record["value"] = percentile(samples, q)
         record.update(cpu)

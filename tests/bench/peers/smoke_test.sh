@@ -23,20 +23,20 @@ export PYTHONDONTWRITEBYTECODE=1
 import json
 import sys
 
-want = ["submit_serial", "submit_64", "submit_batch1000", "e2e_serial", "e2e_64",
-        "e2e_batch", "roundtrip_p50_ms", "roundtrip_p99_ms"]
+want = ["submit_1", "submit_64", "submit_batch", "cpu_submit_64", "e2e_1", "e2e_64",
+        "e2e_batch", "cpu_e2e_64", "rtt_p50", "rtt_p99"]
 got = {}
 for line in open(sys.argv[1], encoding="utf-8"):
     r = json.loads(line)
-    got[(r["system"], r["figure"])] = r
+    got[(r["mode"], r["row"])] = r
 bad = []
 for peer in ("celery", "rq", "bullmq"):
     for figure in want:
         r = got.get((peer, figure))
         if r is None:
             bad.append(f"{peer} {figure}: missing")
-        elif r["done"] != r["n"] or not r["value"] or r["value"] <= 0:
-            bad.append(f"{peer} {figure}: incomplete ({r['done']}/{r['n']}, value {r['value']})")
+        elif r["time_limited"] or r["errors"] or r["value"] is None or r["value"] < 0:
+            bad.append(f"{peer} {figure}: incomplete: {json.dumps(r)}")
 for b in bad:
     print("FAIL", b)
 passed = 3 * len(want) - len(bad)

@@ -1,6 +1,7 @@
-// Engine: construction, the client-facing operations and the state-change
-// helpers shared by everything. Worker operations and timers are in
-// engine_worker.cc.
+// Engine: the public API forwarding to EngineImpl; EngineImpl's
+// construction, client-facing operations and the state machine shared by
+// everything. Worker operations and timers are in engine_worker.cc, queues
+// in engine_queues.cc, recovery in engine_recovery.cc.
 #include "scheduler/engine.h"
 
 #include <algorithm>
@@ -9,16 +10,13 @@
 #include <utility>
 
 #include "absl/base/internal/raw_logging.h"
-#include "absl/hash/hash.h"
 #include "absl/synchronization/notification.h"
 #include "absl/strings/str_cat.h"
-#include "scheduler/engine_internal.h"
+#include "scheduler/engine_impl.h"
 #include "scheduler/task_state.h"
 
 namespace taskd {
 namespace {
-
-constexpr size_t kShards = 32;
 
 // A ListTasks page stops before this size: a client's default receive limit
 // (4 MiB) less room for framing.
@@ -55,11 +53,12 @@ absl::Status NotStored(const absl::Status& s) {
 
 }  // namespace
 
-Engine::Engine(EngineOptions options, Clock* clock)
+EngineImpl::EngineImpl(EngineOptions options, Clock* clock)
     : options_(std::move(options)),
       clock_(clock),
       ids_(options_.id_seed),
       events_(options_.event_log_capacity, 1, options_.event_log_bytes),
+      awaits_(&timers_, [this](const std::string& id) { return Get(id); }),
       dispatcher_(
           [this](const std::string& id,
                  const std::shared_ptr<WorkerSession>& worker) {
@@ -80,32 +79,24 @@ Engine::Engine(EngineOptions options, Clock* clock)
       events_.Wake();
     });
   }
-  shards_.reserve(kShards);
-  for (size_t i = 0; i < kShards; ++i) shards_.push_back(std::make_unique<Shard>());
 }
 
-Engine::~Engine() { StopTimerThread(); }
-
-Engine::Shard& Engine::ShardFor(const std::string& id) const {
-  return *shards_[absl::Hash<std::string>{}(id) % shards_.size()];
-}
+EngineImpl::~EngineImpl() { StopTimerThread(); }
 
 // ---------------------------------------------------------------- submit
 
-absl::Status Engine::CheckSpec(const v1::TaskSpec& spec,
+absl::Status EngineImpl::CheckSpec(const v1::TaskSpec& spec,
                                absl::string_view path) const {
   if (auto s = ValidateTaskSpec(spec, options_.limits, path); !s.ok()) return s;
   return CheckDependenciesExist(spec, path);
 }
 
-absl::Status Engine::CheckDependenciesExist(const v1::TaskSpec& spec,
-                                            absl::string_view path) const {
+absl::Status EngineImpl::CheckDependenciesExist(const v1::TaskSpec& spec,
+                                                absl::string_view path) const {
   // Dependencies must exist already, so no cycle can ever form.
   for (int i = 0; i < spec.depends_on_size(); ++i) {
     const std::string& dep = spec.depends_on(i);
-    Shard& shard = ShardFor(dep);
-    absl::MutexLock lock(&shard.mu);
-    if (!shard.tasks.contains(dep)) {
+    if (!store_.Contains(dep)) {
       return absl::InvalidArgumentError(absl::StrCat(
           path, ".depends_on[", i, "]: unknown task ", dep,
           " (dependencies must exist; finished ones are kept for result_ttl)"));
@@ -114,9 +105,9 @@ absl::Status Engine::CheckDependenciesExist(const v1::TaskSpec& spec,
   return absl::OkStatus();
 }
 
-std::unique_ptr<Engine::Record> Engine::NewRecord(const v1::TaskSpec& spec,
+std::unique_ptr<TaskRecord> EngineImpl::NewRecord(const v1::TaskSpec& spec,
                                                   absl::Time now) {
-  auto r = std::make_unique<Record>();
+  auto r = std::make_unique<TaskRecord>();
   v1::Task& t = r->task;
   t.set_id(ids_.Next(now));
   *t.mutable_spec() = spec;
@@ -132,44 +123,48 @@ std::unique_ptr<Engine::Record> Engine::NewRecord(const v1::TaskSpec& spec,
   return r;
 }
 
-v1::Task Engine::Insert(std::unique_ptr<Record> record, Effects& fx) {
-  Shard& shard = ShardFor(record->task.id());
-  absl::MutexLock lock(&shard.mu);
-  Record& r = *record;
-  shard.tasks.emplace(r.task.id(), std::move(record));
-  shard.Count(r.task, +1);
-  task_count_.fetch_add(1);
-  Emit(r, v1::EVENT_TYPE_SUBMITTED, fx);
-  if (auto* m = r.Metrics(options_.metrics)) m->Submitted();
-  if (r.task.state() == v1::TASK_STATE_PENDING) {
-    MakeReady(r, fx);
-  } else {
-    std::string id = r.task.id();
-    timers_.Schedule(ToTime(r.task.schedule_time()),
-                     [this, id] { OnScheduleDue(id); });
-  }
-  if (r.unmet_deps > 0) {
-    // Linked after the record is visible, in Apply (no lock held): a
-    // dependency that finishes meanwhile then finds its dependent.
-    for (const std::string& dep : r.task.spec().depends_on()) {
-      fx.dependencies_done.push_back({r.task.id(), dep,
-                                      v1::TASK_STATE_UNSPECIFIED});
+v1::Task EngineImpl::Insert(std::unique_ptr<TaskRecord> record,
+                            Effects& fx) {
+  v1::Task out;
+  store_.Insert(std::move(record), [&](TaskRecord& r) {
+    Emit(r, v1::EVENT_TYPE_SUBMITTED, fx);
+    if (auto* m = r.Metrics(options_.metrics)) m->Submitted();
+    if (r.task.state() == v1::TASK_STATE_PENDING) {
+      MakeReady(r, fx);
+    } else {
+      std::string id = r.task.id();
+      timers_.Schedule(ToTime(r.task.schedule_time()),
+                       [this, id] { OnScheduleDue(id); });
     }
-  }
-  return r.task;
+    if (r.unmet_deps > 0) {
+      // Linked after the record is visible, in Apply (no lock held): a
+      // dependency that finishes meanwhile then finds its dependent.
+      for (const std::string& dep : r.task.spec().depends_on()) {
+        fx.dependencies_done.push_back(
+            {r.task.id(), dep, v1::TASK_STATE_UNSPECIFIED});
+      }
+    }
+    out = r.task;
+  });
+  return out;
 }
 
-absl::StatusOr<SubmitResult> Engine::Submit(const v1::TaskSpec& spec) {
-  return WaitFor<SubmitResult>(
-      [&](SubmitCallback done) { SubmitAsync(spec, std::move(done)); });
+std::optional<v1::Task> EngineImpl::Deduplicate(const v1::TaskSpec& spec,
+                                                const std::string& slot) {
+  auto it = idempotency_.find(slot);
+  if (it == idempotency_.end()) return std::nullopt;
+  auto existing = Get(it->second);
+  if (!existing.ok()) return std::nullopt;  // retired: the key is free again
+  if (auto* m = options_.metrics) m->ForQueue(QueueOf(spec))->Deduplicated();
+  return *std::move(existing);
 }
 
-void Engine::SubmitAsync(const v1::TaskSpec& spec, SubmitCallback done) {
+void EngineImpl::SubmitAsync(const v1::TaskSpec& spec, SubmitCallback done) {
   if (shutting_down_) {
     return done(absl::UnavailableError("server is shutting down"));
   }
   if (auto s = CheckSpec(spec, "task"); !s.ok()) return done(s);
-  if (task_count_.load() >= options_.max_tasks) {
+  if (store_.size() >= options_.max_tasks) {
     return done(absl::ResourceExhaustedError(absl::StrCat(
         "the server holds its limit of ", options_.max_tasks,
         " tasks; retry after tasks finish and their result_ttl passes")));
@@ -183,15 +178,10 @@ void Engine::SubmitAsync(const v1::TaskSpec& spec, SubmitCallback done) {
     std::string slot = absl::StrCat(QueueOf(spec), std::string(1, '\0'),
                                     spec.idempotency_key());
     absl::MutexLock lock(&idempotency_mu_);
-    auto it = idempotency_.find(slot);
-    auto existing = it == idempotency_.end()
-                        ? absl::StatusOr<v1::Task>(absl::NotFoundError(""))
-                        : Get(it->second);
-    if (existing.ok()) {
+    if (auto existing = Deduplicate(spec, slot)) {
       out.task = *std::move(existing);
       out.deduplicated = true;
       // The first submit may not be durable yet: answer after it is.
-      if (auto* m = options_.metrics) m->ForQueue(QueueOf(spec))->Deduplicated();
       if (options_.journal != nullptr) {
         fx.ticket = options_.journal->last_ticket();
       }
@@ -208,13 +198,7 @@ void Engine::SubmitAsync(const v1::TaskSpec& spec, SubmitCallback done) {
   });
 }
 
-absl::StatusOr<std::vector<v1::Task>> Engine::SubmitBatch(
-    const google::protobuf::RepeatedPtrField<v1::TaskSpec>& specs) {
-  return WaitFor<std::vector<v1::Task>>(
-      [&](BatchCallback done) { SubmitBatchAsync(specs, std::move(done)); });
-}
-
-void Engine::SubmitBatchAsync(
+void EngineImpl::SubmitBatchAsync(
     const google::protobuf::RepeatedPtrField<v1::TaskSpec>& specs,
     BatchCallback done) {
   if (shutting_down_) {
@@ -232,7 +216,7 @@ void Engine::SubmitBatchAsync(
     if (auto s = CheckSpec(specs[i], absl::StrCat("tasks[", i, "]")); !s.ok())
       return done(s);
   }
-  if (task_count_.load() + specs.size() > options_.max_tasks) {
+  if (store_.size() + specs.size() > options_.max_tasks) {
     return done(absl::ResourceExhaustedError(absl::StrCat(
         "the server holds its limit of ", options_.max_tasks, " tasks")));
   }
@@ -249,14 +233,9 @@ void Engine::SubmitBatchAsync(
       if (!spec.idempotency_key().empty()) {
         slot = absl::StrCat(QueueOf(spec), std::string(1, '\0'),
                             spec.idempotency_key());
-        auto it = idempotency_.find(slot);
-        if (it != idempotency_.end()) {
-          if (auto existing = Get(it->second); existing.ok()) {
-            out.push_back(*std::move(existing));
-            if (auto* m = options_.metrics)
-              m->ForQueue(QueueOf(spec))->Deduplicated();
-            continue;
-          }
+        if (auto existing = Deduplicate(spec, slot)) {
+          out.push_back(*std::move(existing));
+          continue;
         }
       }
       auto record = NewRecord(spec, now);
@@ -279,30 +258,24 @@ void Engine::SubmitBatchAsync(
 
 // ---------------------------------------------------------------- reads
 
-absl::StatusOr<v1::Task> Engine::Get(const std::string& id) const {
+absl::StatusOr<v1::Task> EngineImpl::Get(const std::string& id) const {
   if (auto s = ValidateTaskId(id, "id"); !s.ok()) return s;
-  Shard& shard = ShardFor(id);
-  absl::MutexLock lock(&shard.mu);
-  auto it = shard.tasks.find(id);
-  if (it == shard.tasks.end()) {
+  v1::Task out;
+  if (!store_.Read(id, [&](const TaskRecord& r) { out = r.task; })) {
     return absl::NotFoundError(absl::StrCat("task ", id, " not found"));
   }
-  return it->second->task;
+  return out;
 }
 
-void Engine::GetAsync(const std::string& id, TaskCallback done) const {
+void EngineImpl::GetAsync(const std::string& id, TaskCallback done) const {
   if (auto s = ValidateTaskId(id, "id"); !s.ok()) return done(s);
   v1::Task task;
   uint64_t ticket = 0;
-  {
-    Shard& shard = ShardFor(id);
-    absl::MutexLock lock(&shard.mu);
-    auto it = shard.tasks.find(id);
-    if (it == shard.tasks.end()) {
-      return done(absl::NotFoundError(absl::StrCat("task ", id, " not found")));
-    }
-    task = it->second->task;
-    ticket = it->second->ticket;
+  if (!store_.Read(id, [&](const TaskRecord& r) {
+        task = r.task;
+        ticket = r.ticket;
+      })) {
+    return done(absl::NotFoundError(absl::StrCat("task ", id, " not found")));
   }
   if (options_.journal == nullptr || ticket == 0) return done(std::move(task));
   options_.journal->WhenDurable(
@@ -312,7 +285,7 @@ void Engine::GetAsync(const std::string& id, TaskCallback done) const {
       });
 }
 
-absl::StatusOr<v1::ListTasksResponse> Engine::List(
+absl::StatusOr<v1::ListTasksResponse> EngineImpl::List(
     const v1::ListTasksRequest& request) const {
   if (!request.queue().empty()) {
     if (auto s = ValidateQueueName(request.queue(), "queue"); !s.ok()) return s;
@@ -340,21 +313,13 @@ absl::StatusOr<v1::ListTasksResponse> Engine::List(
   // from each (ids only: nothing is copied that will not be returned), merge
   // them, then copy the page's tasks, stopping before the answer passes a
   // client's default receive limit.
-  std::vector<std::string> ids;
-  for (const auto& shard : shards_) {
-    absl::MutexLock lock(&shard->mu);
-    size_t taken = 0;
-    for (auto it = shard->tasks.upper_bound(request.page_token());
-         it != shard->tasks.end() && taken <= page; ++it) {
-      const v1::Task& t = it->second->task;
-      if (!request.queue().empty() && t.spec().queue() != request.queue())
-        continue;
-      if (!states.empty() && !states.contains(t.state())) continue;
-      ids.push_back(it->first);
-      ++taken;
-    }
-  }
-  std::sort(ids.begin(), ids.end());
+  const std::vector<std::string> ids = store_.IdsAfter(
+      request.page_token(), page + 1, [&](const TaskRecord& r) {
+        const v1::Task& t = r.task;
+        if (!request.queue().empty() && t.spec().queue() != request.queue())
+          return false;
+        return states.empty() || states.contains(t.state());
+      });
   v1::ListTasksResponse out;
   size_t bytes = 0;
   bool cut = ids.size() > page;
@@ -381,13 +346,7 @@ absl::StatusOr<v1::ListTasksResponse> Engine::List(
 
 // ---------------------------------------------------------------- cancel
 
-absl::StatusOr<v1::Task> Engine::Cancel(const std::string& id,
-                                        const std::string& reason) {
-  return WaitFor<v1::Task>(
-      [&](TaskCallback done) { CancelAsync(id, reason, std::move(done)); });
-}
-
-void Engine::CancelAsync(const std::string& id, const std::string& reason,
+void EngineImpl::CancelAsync(const std::string& id, const std::string& reason,
                          TaskCallback done) {
   if (auto s = ValidateTaskId(id, "id"); !s.ok()) return done(s);
   if (reason.size() > 1024) {
@@ -395,18 +354,11 @@ void Engine::CancelAsync(const std::string& id, const std::string& reason,
   }
   Effects fx;
   v1::Task out;
-  {
-    Shard& shard = ShardFor(id);
-    absl::MutexLock lock(&shard.mu);
-    auto it = shard.tasks.find(id);
-    if (it == shard.tasks.end()) {
-      return done(absl::NotFoundError(absl::StrCat("task ", id, " not found")));
-    }
-    Record& r = *it->second;
+  const bool found = store_.MutateTask(id, [&](TaskRecord& r) {
     std::string why = reason.empty() ? "cancelled by client" : reason;
     switch (r.task.state()) {
       case v1::TASK_STATE_PENDING:
-        fx.unready.push_back(r.Ready());
+        fx.unready.push_back(ReadyOf(r));
         [[fallthrough]];
       case v1::TASK_STATE_SCHEDULED:
         *r.task.mutable_error() = MakeError("cancelled", why, false);
@@ -427,6 +379,9 @@ void Engine::CancelAsync(const std::string& id, const std::string& reason,
     // Whatever the answer shows must be durable first (a terminal state
     // written moments ago by another call included).
     fx.ticket = std::max(fx.ticket, r.ticket);
+  });
+  if (!found) {
+    return done(absl::NotFoundError(absl::StrCat("task ", id, " not found")));
   }
   Apply(fx, [done = std::move(done), out = std::move(out)](absl::Status s) {
     if (!s.ok()) return done(NotStored(s));
@@ -436,11 +391,9 @@ void Engine::CancelAsync(const std::string& id, const std::string& reason,
 
 // ---------------------------------------------------------------- await
 
-absl::StatusOr<AwaitHandle> Engine::Await(const std::vector<std::string>& ids,
-                                          const AwaitOptions& options,
-                                          AwaitCallback done) {
-  const bool any = options.any;
-  const absl::Time deadline = options.deadline;
+absl::StatusOr<AwaitHandle> EngineImpl::Await(
+    const std::vector<std::string>& ids, const AwaitOptions& options,
+    AwaitCallback done) {
   if (shutting_down_) return absl::UnavailableError("server is shutting down");
   if (ids.empty()) return absl::InvalidArgumentError("ids: at least one id");
   if (static_cast<int>(ids.size()) > options_.max_await_ids) {
@@ -456,169 +409,57 @@ absl::StatusOr<AwaitHandle> Engine::Await(const std::vector<std::string>& ids,
           absl::StrCat("ids[", i, "]: repeats ids[", it->second, "] (", ids[i],
                        "); await each task once"));
     }
-    Shard& shard = ShardFor(ids[i]);
-    absl::MutexLock lock(&shard.mu);
-    if (!shard.tasks.contains(ids[i])) {
+    if (!store_.Contains(ids[i])) {
       return absl::NotFoundError(absl::StrCat("ids[", i, "]: task ", ids[i],
                                               " not found"));
     }
   }
-  auto waiter = std::make_shared<internal::Waiter>();
-  waiter->ids = ids;
-  waiter->include_payloads = options.include_payloads;
-  waiter->max_response_bytes = options.max_response_bytes;
-  waiter->remaining.store(any ? 1 : static_cast<int64_t>(ids.size()));
-  waiter->done = std::move(done);
-  {
-    // Checked under waiters_mu_ so Shutdown cannot miss this Await.
-    absl::MutexLock lock(&waiters_mu_);
-    if (shutting_down_) return absl::UnavailableError("server is shutting down");
-    waiters_.insert(waiter);
-  }
-  // Registration and the terminal check happen under the task's shard lock,
-  // so a completion either sees this waiter or is seen by this check.
+  absl::StatusOr<AwaitHandle> registered =
+      awaits_.Register(ids, options.any, options.include_payloads,
+                       options.max_response_bytes, std::move(done));
+  if (!registered.ok()) return registered.status();
+  const AwaitHandle& waiter = *registered;
+  // Parking and the terminal check happen under the task's shard lock, so a
+  // completion either takes this waiter or is seen by this check.
   for (const std::string& id : ids) {
     bool finished = true;
     uint64_t ticket = 0;
-    {
-      Shard& shard = ShardFor(id);
-      absl::MutexLock lock(&shard.mu);
-      auto it = shard.tasks.find(id);
-      if (it != shard.tasks.end() && !IsTerminal(it->second->task.state())) {
-        it->second->waiters.push_back(waiter);
+    store_.Read(id, [&](const TaskRecord& r) {
+      if (!IsTerminal(r.task.state())) {
+        awaits_.WaitOn(id, waiter);
         finished = false;
-      } else if (it != shard.tasks.end()) {
-        ticket = it->second->ticket;
+      } else {
+        ticket = r.ticket;
       }
-    }
+    });
     if (!finished) continue;
     if (options_.journal != nullptr && ticket != 0) {
       // Terminal already, but perhaps not durable yet: count it once it is.
       options_.journal->WhenDurable(ticket, [this, waiter](absl::Status s) {
-        if (!s.ok()) {
-          FireWaiter(waiter, NotStored(s), false);
-        } else if (waiter->remaining.fetch_sub(1) == 1) {
-          FireWaiter(waiter, absl::OkStatus(), true);
-        }
+        if (!s.ok()) return awaits_.Fire(waiter, NotStored(s), false);
+        awaits_.CountDone(waiter);
       });
-    } else if (waiter->remaining.fetch_sub(1) == 1) {
-      FireWaiter(waiter, absl::OkStatus(), true);
-    }
-  }
-  if (waiter->fired.load()) {
-    Unregister(waiter);  // entries added after it fired
-  } else if (deadline != absl::InfiniteFuture()) {
-    std::weak_ptr<internal::Waiter> weak = waiter;
-    absl::MutexLock lock(&waiters_mu_);
-    // Armed under waiters_mu_ and only while registered: an Await answered
-    // meanwhile is gone from waiters_, and its timer would never be freed.
-    if (waiters_.contains(waiter)) {
-      waiter->timer = timers_.Schedule(deadline, [this, weak] {
-        if (auto w = weak.lock()) FireWaiter(w, absl::OkStatus(), false);
-      });
-    }
-  }
-  return waiter;
-}
-
-bool Engine::CancelAwait(const AwaitHandle& handle) {
-  if (handle == nullptr || handle->fired.exchange(true)) return false;
-  {
-    absl::MutexLock lock(&waiters_mu_);
-    waiters_.erase(handle);
-    if (handle->timer) timers_.Cancel(*handle->timer);
-  }
-  Unregister(handle);
-  handle->done = nullptr;
-  return true;
-}
-
-void Engine::FireWaiter(const std::shared_ptr<internal::Waiter>& waiter,
-                        absl::Status status, bool done) {
-  {
-    // The race for `fired` is won under waiters_mu_ and counted at once, so
-    // that Shutdown, once it has seen no callback in flight, knows none can
-    // start: a callback finishes a gRPC call, which must happen before the
-    // server's queues shut down.
-    absl::MutexLock lock(&waiters_mu_);
-    if (waiter->fired.exchange(true)) return;
-    ++firing_;
-    waiters_.erase(waiter);
-    if (waiter->timer) timers_.Cancel(*waiter->timer);
-  }
-  AwaitCallback callback = std::move(waiter->done);
-  if (!status.ok()) {
-    callback(status);
-  } else {
-    v1::AwaitResponse response;
-    response.set_done(done);
-    size_t bytes = 0;
-    absl::Status too_big;
-    for (size_t i = 0; i < waiter->ids.size(); ++i) {
-      const std::string& id = waiter->ids[i];
-      v1::Task* out = response.add_tasks();
-      auto task = Get(id);
-      if (!task.ok()) {
-        out->set_id(id);  // removed by retention meanwhile
-        continue;
-      }
-      *out = *std::move(task);
-      if (!waiter->include_payloads) out->mutable_spec()->clear_payload();
-      bytes += out->ByteSizeLong() + 8;
-      if (waiter->max_response_bytes > 0 && bytes > waiter->max_response_bytes) {
-        // Stop building at once: the answer would not fit a client anyway.
-        const size_t fit = std::max<size_t>(1, i);
-        too_big = absl::ResourceExhaustedError(absl::StrCat(
-            "the answer for ", waiter->ids.size(),
-            " tasks passes ", waiter->max_response_bytes,
-            " bytes (a client's default receive limit) at ids[", i,
-            "]; await at most ", fit, " ids at once",
-            waiter->include_payloads ? ", or without include_payloads" : "",
-            " (results are always returned; read large ones with GetTask)"));
-        break;
-      }
-    }
-    if (!too_big.ok()) {
-      callback(too_big);
     } else {
-      callback(std::move(response));
+      awaits_.CountDone(waiter);  // also when retired meanwhile
     }
   }
-  Unregister(waiter);
-  absl::MutexLock lock(&waiters_mu_);
-  --firing_;
-}
-
-void Engine::Unregister(const std::shared_ptr<internal::Waiter>& waiter) {
-  std::vector<std::string> ids = waiter->ids;
-  std::sort(ids.begin(), ids.end());
-  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-  for (const std::string& id : ids) {
-    Shard& shard = ShardFor(id);
-    absl::MutexLock lock(&shard.mu);
-    auto it = shard.tasks.find(id);
-    if (it == shard.tasks.end()) continue;
-    auto& list = it->second->waiters;
-    list.erase(std::remove(list.begin(), list.end(), waiter), list.end());
-  }
+  awaits_.ArmTimeout(waiter, options.deadline);
+  return waiter;
 }
 
 // ---------------------------------------------------------------- state changes
 
-void Engine::Transition(Record& r, v1::TaskState to, Effects& fx) {
+void EngineImpl::Transition(TaskRecord& r, v1::TaskState to) {
   if (auto s = CheckTransition(r.task.state(), to); !s.ok()) {
     illegal_transitions_.fetch_add(1);
     ABSL_RAW_LOG(ERROR, "task %s: %s", r.task.id().c_str(),
                  std::string(s.message()).c_str());
     return;
   }
-  Shard& shard = ShardFor(r.task.id());  // its lock is held by the caller
-  shard.Count(r.task, -1);
-  r.task.set_state(to);
-  shard.Count(r.task, +1);
+  store_.SetState(r, to);
 }
 
-void Engine::Emit(Record& r, v1::EventType type, Effects& fx) {
+void EngineImpl::Emit(TaskRecord& r, v1::EventType type, Effects& fx) {
   // Every state change emits an event: that is where it is journaled, and
   // the event is readable once that write is durable. Progress alone is not
   // journaled (it is saved with the next state change).
@@ -630,7 +471,7 @@ void Engine::Emit(Record& r, v1::EventType type, Effects& fx) {
   events_.Append(type, r.task, clock_->Now(), ticket);
 }
 
-void Engine::Persist(Record& r, Effects& fx) {
+void EngineImpl::Persist(TaskRecord& r, Effects& fx) {
   if (options_.journal == nullptr) return;
   std::vector<Mutation> write;
   write.push_back(Mutation::PutTask(r.task));
@@ -638,34 +479,33 @@ void Engine::Persist(Record& r, Effects& fx) {
   r.ticket = fx.ticket;
 }
 
-void Engine::MakeReady(Record& r, Effects& fx) {
+void EngineImpl::MakeReady(TaskRecord& r, Effects& fx) {
   r.ready_seq = next_ready_seq_.fetch_add(1);
   r.ready_since = clock_->Now();
-  fx.ready.push_back(r.Ready());
+  fx.ready.push_back(ReadyOf(r));
 }
 
-void Engine::ReleaseWorker(Record& r, Effects& fx) {
-  if (r.worker) fx.released.emplace_back(std::move(r.worker), r.task.id());
-  r.worker.reset();
-  r.lease_id = 0;
+void EngineImpl::ReleaseWorker(TaskRecord& r, Effects& fx) {
+  if (auto holder = r.lease.Release()) {
+    fx.released.emplace_back(std::move(holder), r.task.id());
+  }
   r.task.clear_lease_id();
-  r.orphaned = false;
 }
 
-void Engine::Finish(Record& r, v1::TaskState to, Effects& fx) {
-  Transition(r, to, fx);
+void EngineImpl::Finish(TaskRecord& r, v1::TaskState to, Effects& fx) {
+  Transition(r, to);
   absl::Time now = clock_->Now();
   *r.task.mutable_finish_time() = FromTime(now);
   if (auto* m = r.Metrics(options_.metrics))
     m->Finished(to, now - ToTime(r.task.create_time()));
   ReleaseWorker(r, fx);
   Emit(r, FinishEvent(to), fx);
-  for (auto& w : r.waiters) fx.waiters.push_back(std::move(w));
-  r.waiters.clear();
-  for (std::string& d : r.dependents) {
+  for (auto& w : awaits_.TakeWaitersOf(r.task.id())) {
+    fx.waiters.push_back(std::move(w));
+  }
+  for (std::string& d : dependencies_.TakeDependents(r.task.id())) {
     fx.dependencies_done.push_back({std::move(d), r.task.id(), to});
   }
-  r.dependents.clear();
   absl::Duration ttl = r.task.spec().has_result_ttl()
                            ? ToDuration(r.task.spec().result_ttl())
                            : options_.default_result_ttl;
@@ -673,7 +513,7 @@ void Engine::Finish(Record& r, v1::TaskState to, Effects& fx) {
   timers_.Schedule(now + ttl, [this, id] { OnRetentionDue(id); });
 }
 
-absl::Duration Engine::Backoff(const v1::Task& task) {
+absl::Duration EngineImpl::Backoff(const v1::Task& task) {
   const v1::RetryPolicy& p = task.spec().retry();
   absl::Duration initial = p.has_initial_backoff()
                                ? ToDuration(p.initial_backoff())
@@ -693,7 +533,7 @@ absl::Duration Engine::Backoff(const v1::Task& task) {
   return b * jitter;
 }
 
-void Engine::EndAttempt(Record& r, v1::TaskError error, Effects& fx) {
+void EngineImpl::EndAttempt(TaskRecord& r, v1::TaskError error, Effects& fx) {
   ReleaseWorker(r, fx);
   if (auto* m = r.Metrics(options_.metrics))
     m->AttemptEnded(FailedAttemptOutcome(r.task, error),
@@ -717,18 +557,18 @@ void Engine::EndAttempt(Record& r, v1::TaskError error, Effects& fx) {
   absl::Duration backoff = Backoff(r.task);
   *r.task.mutable_schedule_time() = FromTime(now + backoff);
   if (backoff <= absl::ZeroDuration()) {
-    Transition(r, v1::TASK_STATE_PENDING, fx);
+    Transition(r, v1::TASK_STATE_PENDING);
     Emit(r, v1::EVENT_TYPE_RETRYING, fx);
     MakeReady(r, fx);
     return;
   }
-  Transition(r, v1::TASK_STATE_SCHEDULED, fx);
+  Transition(r, v1::TASK_STATE_SCHEDULED);
   Emit(r, v1::EVENT_TYPE_RETRYING, fx);
   std::string id = r.task.id();
   timers_.Schedule(now + backoff, [this, id] { OnScheduleDue(id); });
 }
 
-void Engine::Apply(Effects& fx, Journal::Callback done) {
+void EngineImpl::Apply(Effects& fx, Journal::Callback done) {
   // Scheduling effects take place at once: if the change is lost in a
   // crash, the task is simply run again (at-least-once). What a client is
   // told (acknowledgements, Await results) waits until it is durable.
@@ -743,16 +583,16 @@ void Engine::Apply(Effects& fx, Journal::Callback done) {
     options_.journal->WhenDurable(
         fx.ticket, [this, waiters = std::move(fx.waiters),
                     done = std::move(done)](absl::Status s) {
-          ReleaseWaiters(waiters);
+          for (const auto& w : waiters) awaits_.CountDone(w);
           if (done) done(s);
         });
     return;
   }
-  ReleaseWaiters(fx.waiters);
+  for (const auto& w : fx.waiters) awaits_.CountDone(w);
   if (done) done(absl::OkStatus());
 }
 
-void Engine::RunDependencyWork(Effects& fx) {
+void EngineImpl::RunDependencyWork(Effects& fx) {
   std::deque<Effects::Finished> queue(
       std::make_move_iterator(fx.dependencies_done.begin()),
       std::make_move_iterator(fx.dependencies_done.end()));
@@ -775,31 +615,150 @@ void Engine::RunDependencyWork(Effects& fx) {
   }
 }
 
-void Engine::ReleaseWaiters(
-    const std::vector<std::shared_ptr<internal::Waiter>>& waiters) {
-  for (const auto& w : waiters) {
-    if (w->remaining.fetch_sub(1) == 1) FireWaiter(w, absl::OkStatus(), true);
-  }
-}
-
-void Engine::Shutdown() {
-  std::vector<std::shared_ptr<internal::Waiter>> pending;
-  {
-    absl::MutexLock lock(&waiters_mu_);
-    shutting_down_.store(true);
-    pending.assign(waiters_.begin(), waiters_.end());
-  }
-  for (auto& w : pending) {
-    FireWaiter(w, absl::UnavailableError("server is shutting down"), false);
-  }
-  {
-    // Await callbacks other threads were running (a timeout, a completion)
-    // have returned too: after this, none runs again.
-    absl::MutexLock lock(&waiters_mu_);
-    waiters_mu_.Await(absl::Condition(
-        +[](int* n) { return *n == 0; }, &firing_));
-  }
+void EngineImpl::Shutdown() {
+  shutting_down_.store(true);
+  awaits_.Shutdown();
   events_.Close();
 }
+
+void EngineImpl::StartTimerThread() {
+  if (timer_thread_.joinable()) return;
+  timer_thread_stop_.store(false);
+  timer_thread_ = std::thread([this] {
+    while (!timer_thread_stop_.load()) {
+      ProcessTimers();
+      timers_.WaitForWork(absl::Now() + absl::Seconds(1));
+    }
+  });
+}
+
+void EngineImpl::StopTimerThread() {
+  if (!timer_thread_.joinable()) return;
+  timer_thread_stop_.store(true);
+  timers_.Wake();
+  timer_thread_.join();
+}
+
+// ---------------------------------------------------------------- Engine
+
+Engine::Engine(EngineOptions options, Clock* clock)
+    : impl_(std::make_unique<EngineImpl>(std::move(options), clock)) {}
+
+Engine::~Engine() = default;
+
+absl::StatusOr<SubmitResult> Engine::Submit(const v1::TaskSpec& spec) {
+  return WaitFor<SubmitResult>(
+      [&](SubmitCallback done) { impl_->SubmitAsync(spec, std::move(done)); });
+}
+void Engine::SubmitAsync(const v1::TaskSpec& spec, SubmitCallback done) {
+  impl_->SubmitAsync(spec, std::move(done));
+}
+absl::StatusOr<std::vector<v1::Task>> Engine::SubmitBatch(
+    const google::protobuf::RepeatedPtrField<v1::TaskSpec>& specs) {
+  return WaitFor<std::vector<v1::Task>>([&](BatchCallback done) {
+    impl_->SubmitBatchAsync(specs, std::move(done));
+  });
+}
+void Engine::SubmitBatchAsync(
+    const google::protobuf::RepeatedPtrField<v1::TaskSpec>& specs,
+    BatchCallback done) {
+  impl_->SubmitBatchAsync(specs, std::move(done));
+}
+absl::StatusOr<v1::Task> Engine::Get(const std::string& id) const {
+  return impl_->Get(id);
+}
+void Engine::GetAsync(const std::string& id, TaskCallback done) const {
+  impl_->GetAsync(id, std::move(done));
+}
+absl::StatusOr<v1::ListTasksResponse> Engine::List(
+    const v1::ListTasksRequest& request) const {
+  return impl_->List(request);
+}
+absl::StatusOr<v1::Task> Engine::Cancel(const std::string& id,
+                                        const std::string& reason) {
+  return WaitFor<v1::Task>([&](TaskCallback done) {
+    impl_->CancelAsync(id, reason, std::move(done));
+  });
+}
+void Engine::CancelAsync(const std::string& id, const std::string& reason,
+                         TaskCallback done) {
+  impl_->CancelAsync(id, reason, std::move(done));
+}
+absl::StatusOr<AwaitHandle> Engine::Await(const std::vector<std::string>& ids,
+                                          const AwaitOptions& options,
+                                          AwaitCallback done) {
+  return impl_->Await(ids, options, std::move(done));
+}
+bool Engine::CancelAwait(const AwaitHandle& handle) {
+  return impl_->CancelAwait(handle);
+}
+EventLog& Engine::events() { return impl_->events_; }
+
+absl::StatusOr<v1::Queue> Engine::GetQueue(const std::string& queue) const {
+  return impl_->GetQueue(queue);
+}
+std::vector<v1::Queue> Engine::ListQueues() const {
+  return impl_->ListQueues();
+}
+void Engine::PauseQueueAsync(const std::string& queue, bool paused,
+                             QueueCallback done) {
+  impl_->PauseQueueAsync(queue, paused, std::move(done));
+}
+void Engine::UpdateQueueAsync(const std::string& queue,
+                              std::optional<int> max_concurrency,
+                              std::optional<double> max_dispatch_per_second,
+                              QueueCallback done) {
+  impl_->UpdateQueueAsync(queue, max_concurrency, max_dispatch_per_second,
+                          std::move(done));
+}
+void Engine::PurgeQueueAsync(
+    const std::string& queue, const std::string& reason,
+    std::function<void(absl::StatusOr<int64_t>)> done) {
+  impl_->PurgeQueueAsync(queue, reason, std::move(done));
+}
+
+absl::StatusOr<std::shared_ptr<WorkerSession>> Engine::ConnectWorker(
+    const v1::Hello& hello, WorkerSink* sink) {
+  return impl_->ConnectWorker(hello, sink);
+}
+void Engine::DisconnectWorker(const std::shared_ptr<WorkerSession>& worker) {
+  impl_->DisconnectWorker(worker);
+}
+absl::Status Engine::Heartbeat(WorkerSession& worker) {
+  return impl_->Heartbeat(worker);
+}
+void Engine::WorkerDrained() { impl_->dispatcher_.Pump(); }
+absl::Status Engine::Progress(WorkerSession& worker,
+                              const v1::ProgressUpdate& msg) {
+  return impl_->Progress(worker, msg);
+}
+absl::Status Engine::Complete(WorkerSession& worker, const v1::Complete& msg) {
+  return impl_->Complete(worker, msg);
+}
+absl::Status Engine::Fail(WorkerSession& worker, const v1::Fail& msg) {
+  return impl_->Fail(worker, msg);
+}
+
+absl::StatusOr<RecoveryStats> Engine::Recover(Storage& storage) {
+  return impl_->Recover(storage);
+}
+void Engine::ProcessTimers() { impl_->ProcessTimers(); }
+void Engine::ScheduleTimer(absl::Time when, std::function<void()> fn) {
+  impl_->timers_.Schedule(when, std::move(fn));
+}
+Journal* Engine::journal() const { return impl_->options_.journal; }
+void Engine::StartTimerThread() { impl_->StartTimerThread(); }
+void Engine::StopTimerThread() { impl_->StopTimerThread(); }
+void Engine::Shutdown() { impl_->Shutdown(); }
+bool Engine::shutting_down() const { return impl_->shutting_down_.load(); }
+size_t Engine::task_count() const { return impl_->store_.size(); }
+size_t Engine::timer_count() const { return impl_->timers_.size(); }
+WorkerSlots Engine::worker_slots() const { return impl_->dispatcher_.Slots(); }
+size_t Engine::pending_awaits() const { return impl_->awaits_.pending(); }
+uint64_t Engine::illegal_transitions() const {
+  return impl_->illegal_transitions_.load();
+}
+const EngineOptions& Engine::options() const { return impl_->options_; }
+Clock* Engine::clock() const { return impl_->clock_; }
 
 }  // namespace taskd

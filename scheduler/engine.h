@@ -6,38 +6,25 @@
 //   auto worker = engine.ConnectWorker(hello, &sink); // sink gets assignments
 //   engine.Complete(*worker, complete);               // SUCCEEDED, awaits fire
 //
-// Concurrency. Tasks live in `kShards` shards keyed by a hash of the id, each
-// with its own mutex, so work on different tasks does not contend. Lock
-// order (never the reverse, never two shard locks at once):
-//   idempotency_mu_ -> shard.mu ; Dispatcher::mu_ -> shard.mu ;
-//   queue_settings_mu_ -> Dispatcher::mu_ -> shard.mu ;
-//   shard.mu -> EventLog / TimerQueue / Journal / WorkerSink (leaves).
-// Effects that need other locks (waking awaits, enqueueing, returning a
-// worker's credit, waking streams) are collected under the shard lock and
-// applied after it is released. Await callbacks and stream wake-ups run on
-// the thread that caused them, with no engine lock held; they must not block.
+// Concurrency. Tasks live in shards keyed by a hash of the id, each with
+// its own mutex, so work on different tasks does not contend (the lock
+// order is in engine_impl.h, beside the implementation). Await callbacks
+// and stream wake-ups run on the thread that caused them, with no engine
+// lock held; they must not block.
 //
 // Thread-safe.
 #ifndef TASKD_SCHEDULER_ENGINE_H_
 #define TASKD_SCHEDULER_ENGINE_H_
 
-#include <atomic>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
-#include "absl/random/random.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "api/taskd/v1/taskd.pb.h"
 #include "scheduler/clock.h"
@@ -46,8 +33,6 @@
 #include "scheduler/event_log.h"
 #include "scheduler/journal.h"
 #include "scheduler/storage/storage.h"
-#include "scheduler/task_id.h"
-#include "scheduler/timer_queue.h"
 #include "scheduler/validation.h"
 #include "scheduler/worker_session.h"
 
@@ -100,6 +85,7 @@ struct SubmitResult {
 namespace internal {
 struct Waiter;
 }  // namespace internal
+class EngineImpl;
 
 // Handle of a registered Await; pass it to CancelAwait.
 using AwaitHandle = std::shared_ptr<internal::Waiter>;
@@ -174,7 +160,7 @@ class Engine {
   // Withdraws an Await. True if its callback had not started and never will.
   bool CancelAwait(const AwaitHandle& handle);
 
-  EventLog& events() { return events_; }
+  EventLog& events();
 
   // ---- operators (QueueService) -------------------------------------------
 
@@ -209,7 +195,7 @@ class Engine {
   // messages are INVALID_ARGUMENT naming the field.
   absl::Status Heartbeat(WorkerSession& worker);
   // A worker's sink stopped being congested: dispatch again.
-  void WorkerDrained() { dispatcher_.Pump(); }
+  void WorkerDrained();
   absl::Status Progress(WorkerSession& worker, const v1::ProgressUpdate& msg);
   absl::Status Complete(WorkerSession& worker, const v1::Complete& msg);
   absl::Status Fail(WorkerSession& worker, const v1::Fail& msg);
@@ -227,11 +213,9 @@ class Engine {
   void ProcessTimers();
   // Arms `fn` on the engine's one timer structure (for components built on
   // the engine, e.g. periodic schedules). `fn` runs with no engine lock held.
-  void ScheduleTimer(absl::Time when, std::function<void()> fn) {
-    timers_.Schedule(when, std::move(fn));
-  }
+  void ScheduleTimer(absl::Time when, std::function<void()> fn);
   // The journal changes go through, or nullptr in memory mode.
-  Journal* journal() const { return options_.journal; }
+  Journal* journal() const;
   // Starts / stops a thread that runs timers as they fall due (real clock).
   void StartTimerThread();
   void StopTimerThread();
@@ -239,133 +223,22 @@ class Engine {
   // Answers pending Awaits UNAVAILABLE, closes the event log, refuses new
   // work. Worker disconnects after this no longer end leases.
   void Shutdown();
-  bool shutting_down() const { return shutting_down_.load(); }
+  bool shutting_down() const;
 
-  size_t task_count() const { return task_count_.load(); }
+  size_t task_count() const;
   // Timers armed now (delays, leases, timeouts, Await timeouts, retention).
-  size_t timer_count() const { return timers_.size(); }
+  size_t timer_count() const;
   // Summed concurrency of the connected workers: held (busy) and free.
-  WorkerSlots worker_slots() const { return dispatcher_.Slots(); }
+  WorkerSlots worker_slots() const;
   // Awaits registered and not yet answered.
-  size_t pending_awaits() ABSL_LOCKS_EXCLUDED(waiters_mu_) {
-    absl::MutexLock lock(&waiters_mu_);
-    return waiters_.size();
-  }
+  size_t pending_awaits() const;
   // State changes the state machine refused (engine bugs); tests assert 0.
-  uint64_t illegal_transitions() const { return illegal_transitions_.load(); }
-  const EngineOptions& options() const { return options_; }
-  Clock* clock() const { return clock_; }
+  uint64_t illegal_transitions() const;
+  const EngineOptions& options() const;
+  Clock* clock() const;
 
  private:
-  struct Record;
-  struct Shard;
-  struct Effects;
-
-  Shard& ShardFor(const std::string& id) const;
-  absl::Status CheckSpec(const v1::TaskSpec& spec, absl::string_view path) const;
-  // Builds a new record for a validated spec (not yet stored).
-  std::unique_ptr<Record> NewRecord(const v1::TaskSpec& spec, absl::Time now);
-  // Stores `record` and applies its initial effects. Caller holds no lock
-  // but idempotency_mu_ when the spec has a key.
-  v1::Task Insert(std::unique_ptr<Record> record, Effects& fx);
-
-  // State changes; the record's shard lock is held.
-  void Transition(Record& r, v1::TaskState to, Effects& fx);
-  void Emit(Record& r, v1::EventType type, Effects& fx);
-  void MakeReady(Record& r, Effects& fx);
-  void Finish(Record& r, v1::TaskState to, Effects& fx);
-  // Ends the running attempt with `error`: retry (back-off) or final failure;
-  // CANCELLED instead when a cancel was requested.
-  void EndAttempt(Record& r, v1::TaskError error, Effects& fx);
-  absl::Duration Backoff(const v1::Task& task);
-  void ReleaseWorker(Record& r, Effects& fx);
-  // Tells the lease holder (if any) to stop the attempt. Shard lock held.
-  static void SendCancelNotice(const Record& r, const std::string& reason);
-  absl::Duration HeartbeatTimeout(const v1::Task& task) const;
-
-  // Applies effects collected under a shard lock; no lock held. Await
-  // releases and `done` wait until fx's journal writes are durable.
-  void Apply(Effects& fx, Journal::Callback done = nullptr);
-  // Journals the record's current state (shard lock held).
-  void Persist(Record& r, Effects& fx);
-  void ReleaseWaiters(
-      const std::vector<std::shared_ptr<internal::Waiter>>& waiters);
-
-  bool StartTask(const std::string& id,
-                 const std::shared_ptr<WorkerSession>& worker);
-  void OnScheduleDue(const std::string& id);
-  void OnLeaseCheck(const std::string& id, uint64_t lease_id);
-  void OnAttemptTimeout(const std::string& id, uint64_t lease_id);
-  void OnRetentionDue(const std::string& id);
-  // `dependency` of task `dependent` ended in `state`; the effects (the
-  // dependent made ready or cancelled) are collected in `fx`. No lock held.
-  void OnDependencyDone(const std::string& dependent,
-                        const std::string& dependency, v1::TaskState state,
-                        Effects& fx);
-  // Registers `dependent` with `dependency` (no lock held), or collects the
-  // outcome in `fx` at once when the dependency already finished.
-  void LinkDependency(const std::string& dependent,
-                      const std::string& dependency, Effects& fx);
-  // Works through dependency outcomes, and the outcomes they cause in turn,
-  // with a worklist: a cancelled chain of any length uses constant stack.
-  // Takes fx.dependencies_done.
-  void RunDependencyWork(Effects& fx);
-  // INVALID_ARGUMENT naming the entry when a dependency is unknown.
-  absl::Status CheckDependenciesExist(const v1::TaskSpec& spec,
-                                      absl::string_view path) const;
-
-  // The record `task_id` if it is RUNNING under `lease_id`, else nullptr.
-  // Shard lock held.
-  Record* RunningRecord(Shard& shard, const std::string& task_id,
-                        uint64_t lease_id);
-  // Finds the running record `task_id` leased by `lease_id` to `worker`;
-  // nullptr when the lease is stale. Shard lock held.
-  Record* LeasedRecord(Shard& shard, const std::string& task_id,
-                       uint64_t lease_id, const WorkerSession& worker);
-
-  // Applies `edit` to the queue's limits, journals them, answers `done`.
-  void ChangeQueueLimits(const std::string& queue,
-                         const std::function<void(QueueLimits&)>& edit,
-                         QueueCallback done);
-
-  void FireWaiter(const std::shared_ptr<internal::Waiter>& waiter,
-                  absl::Status status, bool done);
-  void Unregister(const std::shared_ptr<internal::Waiter>& waiter);
-
-  // Constant after construction.
-  const EngineOptions options_;
-  Clock* const clock_;
-  std::vector<std::unique_ptr<Shard>> shards_;
-
-  TaskIdGenerator ids_;
-  EventLog events_;
-  TimerQueue timers_;
-  Dispatcher dispatcher_;
-  std::atomic<uint64_t> next_lease_{1};
-  std::atomic<uint64_t> next_ready_seq_{1};
-  std::atomic<size_t> task_count_{0};
-  std::atomic<bool> shutting_down_{false};
-  std::atomic<uint64_t> illegal_transitions_{0};
-
-  // Idempotency keys: "queue\0key" -> task id.
-  mutable absl::Mutex idempotency_mu_;
-  absl::flat_hash_map<std::string, std::string> idempotency_
-      ABSL_GUARDED_BY(idempotency_mu_);
-
-  // Serializes queue-setting changes so their journal writes keep order.
-  absl::Mutex queue_settings_mu_;
-
-  absl::Mutex waiters_mu_;
-  absl::flat_hash_set<std::shared_ptr<internal::Waiter>> waiters_
-      ABSL_GUARDED_BY(waiters_mu_);
-  // FireWaiter calls in progress (see Shutdown).
-  int firing_ ABSL_GUARDED_BY(waiters_mu_) = 0;
-
-  absl::Mutex rng_mu_;
-  absl::BitGen rng_ ABSL_GUARDED_BY(rng_mu_);
-
-  std::atomic<bool> timer_thread_stop_{false};
-  std::thread timer_thread_;
+  std::unique_ptr<EngineImpl> impl_;
 };
 
 }  // namespace taskd

@@ -3,13 +3,14 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <memory>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "scheduler/engine.h"
-#include "scheduler/engine_internal.h"
+#include "scheduler/engine_impl.h"
 #include "scheduler/task_state.h"
 
 namespace taskd {
@@ -22,9 +23,6 @@ absl::Status CheckQueueName(const std::string& queue) {
   if (queue.empty()) return absl::InvalidArgumentError("queue: required");
   return ValidateQueueName(queue, "queue");
 }
-
-// Tasks of one queue per TaskState (index = state).
-using StateCounts = std::array<int64_t, 7>;
 
 bool AnyTask(const StateCounts& counts) {
   return std::any_of(counts.begin(), counts.end(),
@@ -54,15 +52,10 @@ v1::Queue QueueView(const std::string& name, const StateCounts& counts,
 
 }  // namespace
 
-absl::StatusOr<v1::Queue> Engine::GetQueue(const std::string& queue) const {
+absl::StatusOr<v1::Queue> EngineImpl::GetQueue(
+    const std::string& queue) const {
   if (auto s = CheckQueueName(queue); !s.ok()) return s;
-  StateCounts counts{};
-  for (const auto& shard : shards_) {
-    absl::MutexLock lock(&shard->mu);
-    auto it = shard->counts.find(queue);
-    if (it == shard->counts.end()) continue;
-    for (size_t i = 0; i < counts.size(); ++i) counts[i] += it->second[i];
-  }
+  const StateCounts counts = store_.CountsOf(queue);
   const std::vector<std::string> known = dispatcher_.KnownQueues();
   if (!AnyTask(counts) &&
       std::find(known.begin(), known.end(), queue) == known.end()) {
@@ -72,16 +65,9 @@ absl::StatusOr<v1::Queue> Engine::GetQueue(const std::string& queue) const {
   return QueueView(queue, counts, dispatcher_.Stats(queue), clock_->Now());
 }
 
-std::vector<v1::Queue> Engine::ListQueues() const {
+std::vector<v1::Queue> EngineImpl::ListQueues() const {
   // One pass over the shards for every queue's counts (ordered by name).
-  std::map<std::string, StateCounts> counts;
-  for (const auto& shard : shards_) {
-    absl::MutexLock lock(&shard->mu);
-    for (const auto& [name, c] : shard->counts) {
-      StateCounts& sum = counts[name];
-      for (size_t i = 0; i < sum.size(); ++i) sum[i] += c[i];
-    }
-  }
+  std::map<std::string, StateCounts> counts = store_.AllCounts();
   absl::flat_hash_set<std::string> known;
   for (auto& name : dispatcher_.KnownQueues()) {
     counts.try_emplace(name);
@@ -96,7 +82,7 @@ std::vector<v1::Queue> Engine::ListQueues() const {
   return out;
 }
 
-void Engine::ChangeQueueLimits(const std::string& queue,
+void EngineImpl::ChangeQueueLimits(const std::string& queue,
                                const std::function<void(QueueLimits&)>& edit,
                                QueueCallback done) {
   if (auto s = CheckQueueName(queue); !s.ok()) return done(s);
@@ -132,13 +118,13 @@ void Engine::ChangeQueueLimits(const std::string& queue,
   options_.journal->WhenDurable(ticket, std::move(answer));
 }
 
-void Engine::PauseQueueAsync(const std::string& queue, bool paused,
+void EngineImpl::PauseQueueAsync(const std::string& queue, bool paused,
                              QueueCallback done) {
   ChangeQueueLimits(
       queue, [paused](QueueLimits& l) { l.paused = paused; }, std::move(done));
 }
 
-void Engine::UpdateQueueAsync(const std::string& queue,
+void EngineImpl::UpdateQueueAsync(const std::string& queue,
                               std::optional<int> max_concurrency,
                               std::optional<double> max_dispatch_per_second,
                               QueueCallback done) {
@@ -168,21 +154,16 @@ void Engine::UpdateQueueAsync(const std::string& queue,
       std::move(done));
 }
 
-void Engine::PurgeQueueAsync(
+void EngineImpl::PurgeQueueAsync(
     const std::string& queue, const std::string& reason,
     std::function<void(absl::StatusOr<int64_t>)> done) {
   if (auto s = CheckQueueName(queue); !s.ok()) return done(s);
-  std::vector<std::string> ids;
-  for (const auto& shard : shards_) {
-    absl::MutexLock lock(&shard->mu);
-    for (const auto& [id, r] : shard->tasks) {
-      const v1::TaskState st = r->task.state();
-      if (r->task.spec().queue() == queue &&
-          (st == v1::TASK_STATE_PENDING || st == v1::TASK_STATE_SCHEDULED)) {
-        ids.push_back(id);
-      }
-    }
-  }
+  const std::vector<std::string> ids = store_.IdsAfter(
+      "", std::numeric_limits<size_t>::max(), [&](const TaskRecord& r) {
+        const v1::TaskState st = r.task.state();
+        return r.task.spec().queue() == queue &&
+               (st == v1::TASK_STATE_PENDING || st == v1::TASK_STATE_SCHEDULED);
+      });
   if (ids.empty()) return done(int64_t{0});
   struct Purge {
     std::atomic<size_t> remaining;

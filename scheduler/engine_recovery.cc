@@ -8,7 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "scheduler/engine.h"
-#include "scheduler/engine_internal.h"
+#include "scheduler/engine_impl.h"
 #include "scheduler/task_state.h"
 
 namespace taskd {
@@ -25,12 +25,8 @@ constexpr int kEpochShift = 40;
 // only the settings).
 const char kQueueKeyPrefix[] = "queue/";
 
-namespace {
-
-}  // namespace
-
-absl::StatusOr<RecoveryStats> Engine::Recover(Storage& storage) {
-  if (task_count_.load() != 0) {
+absl::StatusOr<RecoveryStats> EngineImpl::Recover(Storage& storage) {
+  if (store_.size() != 0) {
     return absl::FailedPreconditionError("Recover needs an empty engine");
   }
   RecoveryStats stats;
@@ -70,10 +66,10 @@ absl::StatusOr<RecoveryStats> Engine::Recover(Storage& storage) {
         std::max(lease_epoch_floor, (task.lease_id() >> kEpochShift) + 1);
     // New ids sort after every stored one, whatever the seed or the clock.
     ids_.AdvancePast(task.id());
-    auto record = std::make_unique<Record>();
-    Record& r = *record;
+    auto record = std::make_unique<TaskRecord>();
+    TaskRecord& r = *record;
     r.task = task;
-    r.lease_id = task.lease_id();
+    r.lease.id = task.lease_id();
     const std::string& id = r.task.id();
     if (!task.spec().idempotency_key().empty()) {
       r.idempotency_slot = absl::StrCat(task.spec().queue(),
@@ -86,7 +82,7 @@ absl::StatusOr<RecoveryStats> Engine::Recover(Storage& storage) {
       case v1::TASK_STATE_PENDING:
         r.ready_seq = next_ready_seq_.fetch_add(1);  // id order = FIFO
         r.ready_since = ToTime(task.schedule_time());
-        ready.push_back(r.Ready());
+        ready.push_back(ReadyOf(r));
         ++stats.pending;
         break;
       case v1::TASK_STATE_SCHEDULED:
@@ -104,9 +100,8 @@ absl::StatusOr<RecoveryStats> Engine::Recover(Storage& storage) {
       case v1::TASK_STATE_RUNNING: {
         // A fresh lease window: the holder may reconnect and report by
         // lease id; otherwise the attempt ends lease_expired and retries.
-        r.orphaned = true;
-        r.orphaned_since = now;
-        const uint64_t lease = r.lease_id;
+        r.lease.Orphan(task.lease_id(), now);
+        const uint64_t lease = r.lease.id;
         timers_.Schedule(now + HeartbeatTimeout(task),
                          [this, id, lease] { OnLeaseCheck(id, lease); });
         ++stats.running;
@@ -121,11 +116,7 @@ absl::StatusOr<RecoveryStats> Engine::Recover(Storage& storage) {
         ++stats.terminal;
       }
     }
-    Shard& shard = ShardFor(id);
-    absl::MutexLock lock(&shard.mu);
-    shard.Count(r.task, +1);
-    shard.tasks.emplace(id, std::move(record));
-    task_count_.fetch_add(1);
+    store_.Insert(std::move(record), nullptr);
     ++stats.tasks;
     return absl::OkStatus();
   };

@@ -7,7 +7,7 @@
 #include "api/strings/text_limits.h"
 #include "api/strings/utf8.h"
 #include "scheduler/engine.h"
-#include "scheduler/engine_internal.h"
+#include "scheduler/engine_impl.h"
 #include "scheduler/task_state.h"
 
 namespace taskd {
@@ -19,7 +19,7 @@ constexpr int kMaxWorkerTypes = 1000;
 
 }  // namespace
 
-absl::StatusOr<std::shared_ptr<WorkerSession>> Engine::ConnectWorker(
+absl::StatusOr<std::shared_ptr<WorkerSession>> EngineImpl::ConnectWorker(
     const v1::Hello& hello, WorkerSink* sink) {
   if (shutting_down_) return absl::UnavailableError("server is shutting down");
   if (hello.worker_id().size() > kMaxWorkerIdBytes) {
@@ -69,23 +69,20 @@ absl::StatusOr<std::shared_ptr<WorkerSession>> Engine::ConnectWorker(
   return session;
 }
 
-void Engine::DisconnectWorker(const std::shared_ptr<WorkerSession>& worker) {
+void EngineImpl::DisconnectWorker(
+    const std::shared_ptr<WorkerSession>& worker) {
   const std::vector<std::string> held = dispatcher_.RemoveWorker(worker.get());
   for (const std::string& id : held) {
     Effects fx;
-    {
-      Shard& shard = ShardFor(id);
-      absl::MutexLock lock(&shard.mu);
-      auto it = shard.tasks.find(id);
-      if (it == shard.tasks.end()) continue;
-      Record& r = *it->second;
-      if (r.task.state() != v1::TASK_STATE_RUNNING || r.worker != worker) {
-        continue;
+    store_.MutateTask(id, [&](TaskRecord& r) {
+      if (r.task.state() != v1::TASK_STATE_RUNNING ||
+          r.lease.holder != worker) {
+        return;
       }
       if (shutting_down_) {
         // Keep the task RUNNING: a restart recovers it; only drop the sink.
-        r.worker.reset();
-        continue;
+        r.lease.holder.reset();
+        return;
       }
       EndAttempt(r,
                  MakeError("lease_expired",
@@ -93,21 +90,22 @@ void Engine::DisconnectWorker(const std::shared_ptr<WorkerSession>& worker) {
                                         " disconnected while running the task"),
                            /*retryable=*/true),
                  fx);
-    }
+    });
     Apply(fx);
   }
 }
 
-void Engine::SendCancelNotice(const Record& r, const std::string& reason) {
-  if (!r.worker) return;
+void EngineImpl::SendCancelNotice(const TaskRecord& r,
+                                  const std::string& reason) {
+  if (!r.lease.holder) return;
   v1::WorkResponse notice;
   notice.mutable_cancel()->set_task_id(r.task.id());
-  notice.mutable_cancel()->set_lease_id(r.lease_id);
+  notice.mutable_cancel()->set_lease_id(r.lease.id);
   notice.mutable_cancel()->set_reason(reason);
-  r.worker->sink->Send(std::move(notice));
+  r.lease.holder->sink->Send(std::move(notice));
 }
 
-absl::Duration Engine::HeartbeatTimeout(const v1::Task& task) const {
+absl::Duration EngineImpl::HeartbeatTimeout(const v1::Task& task) const {
   if (task.spec().has_heartbeat_timeout()) {
     absl::Duration d = ToDuration(task.spec().heartbeat_timeout());
     if (d > absl::ZeroDuration()) return d;
@@ -115,96 +113,81 @@ absl::Duration Engine::HeartbeatTimeout(const v1::Task& task) const {
   return options_.default_heartbeat_timeout;
 }
 
-Engine::Record* Engine::RunningRecord(Shard& shard, const std::string& task_id,
-                                      uint64_t lease_id) {
-  auto it = shard.tasks.find(task_id);
-  if (it == shard.tasks.end()) return nullptr;
-  Record& r = *it->second;
-  if (r.task.state() != v1::TASK_STATE_RUNNING || r.lease_id != lease_id) {
-    return nullptr;
-  }
-  return &r;
+bool EngineImpl::MutateLeased(
+    const std::string& id, uint64_t lease_id, const WorkerSession* worker,
+    const std::function<void(TaskRecord&, Effects&)>& change) {
+  Effects fx;
+  bool live = false;
+  store_.MutateTask(id, [&](TaskRecord& r) {
+    if (r.task.state() != v1::TASK_STATE_RUNNING || r.lease.id != lease_id) {
+      return;  // the attempt already ended: a stale lease
+    }
+    if (worker != nullptr && !r.lease.ClaimableBy(*worker)) return;
+    live = true;
+    change(r, fx);
+  });
+  Apply(fx);
+  return live;
 }
 
-Engine::Record* Engine::LeasedRecord(Shard& shard, const std::string& task_id,
-                                     uint64_t lease_id,
-                                     const WorkerSession& worker) {
-  Record* found = RunningRecord(shard, task_id, lease_id);
-  if (found == nullptr) return nullptr;
-  Record& r = *found;
-  // A lease recovered after a restart may be claimed by whichever worker
-  // names it (its holder, reconnected).
-  if (r.worker.get() != &worker && !(r.orphaned && r.worker == nullptr)) {
-    return nullptr;
-  }
-  return &r;
-}
-
-absl::Status Engine::Heartbeat(WorkerSession& worker) {
+absl::Status EngineImpl::Heartbeat(WorkerSession& worker) {
   worker.Touch(clock_->Now());
   return absl::OkStatus();
 }
 
-absl::Status Engine::Progress(WorkerSession& worker,
-                              const v1::ProgressUpdate& msg) {
+absl::Status EngineImpl::Progress(WorkerSession& worker,
+                                  const v1::ProgressUpdate& msg) {
   if (msg.percent() < 0 || msg.percent() > 100) {
     return absl::InvalidArgumentError(absl::StrCat(
         "progress.percent: must be 0..100, got ", msg.percent()));
   }
   absl::Time now = clock_->Now();
   worker.Touch(now);
-  Effects fx;
-  {
-    Shard& shard = ShardFor(msg.task_id());
-    absl::MutexLock lock(&shard.mu);
-    Record* r = LeasedRecord(shard, msg.task_id(), msg.lease_id(), worker);
-    if (r == nullptr) return absl::OkStatus();  // stale lease: fenced off
-    if (r->orphaned) r->orphaned_since = now;   // the holder is alive
-    v1::Progress* p = r->task.mutable_progress();
-    p->set_percent(msg.percent());
-    // Shortened, not refused: a wordy progress message must not end the
-    // worker's stream and every lease on it.
-    p->set_message(TruncateUtf8(msg.message(), kMaxProgressMessageBytes));
-    *p->mutable_update_time() = FromTime(now);
-    Emit(*r, v1::EVENT_TYPE_PROGRESS, fx);
-  }
-  Apply(fx);
+  // A stale lease is fenced off: ignored, OK.
+  MutateLeased(msg.task_id(), msg.lease_id(), &worker,
+               [&](TaskRecord& r, Effects& fx) {
+                 r.lease.Touch(now);  // an orphaned lease's holder is alive
+                 v1::Progress* p = r.task.mutable_progress();
+                 p->set_percent(msg.percent());
+                 // Shortened, not refused: a wordy progress message must not
+                 // end the worker's stream and every lease on it.
+                 p->set_message(
+                     TruncateUtf8(msg.message(), kMaxProgressMessageBytes));
+                 *p->mutable_update_time() = FromTime(now);
+                 Emit(r, v1::EVENT_TYPE_PROGRESS, fx);
+               });
   return absl::OkStatus();
 }
 
-absl::Status Engine::Complete(WorkerSession& worker, const v1::Complete& msg) {
+absl::Status EngineImpl::Complete(WorkerSession& worker,
+                                  const v1::Complete& msg) {
   worker.Touch(clock_->Now());
-  Effects fx;
-  {
-    Shard& shard = ShardFor(msg.task_id());
-    absl::MutexLock lock(&shard.mu);
-    Record* r = LeasedRecord(shard, msg.task_id(), msg.lease_id(), worker);
-    if (r == nullptr) return absl::OkStatus();
-    if (r->task.cancel_requested()) {
-      EndAttempt(*r, v1::TaskError(), fx);  // ends CANCELLED, result dropped
-    } else if (static_cast<int64_t>(msg.result().size()) >
-               options_.limits.max_payload_bytes) {
-      EndAttempt(*r,
-                 MakeError("result_too_large",
-                           absl::StrCat("result of ", msg.result().size(),
-                                        " bytes exceeds the limit of ",
-                                        options_.limits.max_payload_bytes),
-                           /*retryable=*/false),
-                 fx);
-    } else {
-      if (auto* m = r->Metrics(options_.metrics))
-        m->AttemptEnded(AttemptOutcome::kSucceeded,
-                        clock_->Now() - ToTime(r->task.start_time()));
-      r->task.set_result(msg.result());
-      r->task.clear_error();
-      Finish(*r, v1::TASK_STATE_SUCCEEDED, fx);
-    }
-  }
-  Apply(fx);
+  MutateLeased(
+      msg.task_id(), msg.lease_id(), &worker, [&](TaskRecord& r, Effects& fx) {
+        if (r.task.cancel_requested()) {
+          EndAttempt(r, v1::TaskError(), fx);  // ends CANCELLED, result dropped
+        } else if (static_cast<int64_t>(msg.result().size()) >
+                   options_.limits.max_payload_bytes) {
+          EndAttempt(r,
+                     MakeError("result_too_large",
+                               absl::StrCat("result of ", msg.result().size(),
+                                            " bytes exceeds the limit of ",
+                                            options_.limits.max_payload_bytes),
+                               /*retryable=*/false),
+                     fx);
+        } else {
+          if (auto* m = r.Metrics(options_.metrics))
+            m->AttemptEnded(AttemptOutcome::kSucceeded,
+                            clock_->Now() - ToTime(r.task.start_time()));
+          r.task.set_result(msg.result());
+          r.task.clear_error();
+          Finish(r, v1::TASK_STATE_SUCCEEDED, fx);
+        }
+      });
   return absl::OkStatus();
 }
 
-absl::Status Engine::Fail(WorkerSession& worker, const v1::Fail& msg) {
+absl::Status EngineImpl::Fail(WorkerSession& worker, const v1::Fail& msg) {
   worker.Touch(clock_->Now());
   v1::TaskError error;
   error.set_code(msg.error().code().empty()
@@ -215,69 +198,57 @@ absl::Status Engine::Fail(WorkerSession& worker, const v1::Fail& msg) {
   error.set_message(TruncateUtf8(msg.error().message(), kMaxErrorMessageBytes));
   error.set_details(TruncateUtf8(msg.error().details(), kMaxErrorDetailsBytes));
   error.set_retryable(msg.error().retryable());
-  Effects fx;
-  {
-    Shard& shard = ShardFor(msg.task_id());
-    absl::MutexLock lock(&shard.mu);
-    Record* r = LeasedRecord(shard, msg.task_id(), msg.lease_id(), worker);
-    if (r == nullptr) return absl::OkStatus();
-    EndAttempt(*r, std::move(error), fx);
-  }
-  Apply(fx);
+  MutateLeased(msg.task_id(), msg.lease_id(), &worker,
+               [&](TaskRecord& r, Effects& fx) {
+                 EndAttempt(r, std::move(error), fx);
+               });
   return absl::OkStatus();
 }
 
 // Called by the Dispatcher with its lock held (see dispatcher.h).
-bool Engine::StartTask(const std::string& id,
-                       const std::shared_ptr<WorkerSession>& worker) {
+bool EngineImpl::StartTask(const std::string& id,
+                           const std::shared_ptr<WorkerSession>& worker) {
   if (shutting_down_) return false;
-  Shard& shard = ShardFor(id);
-  absl::MutexLock lock(&shard.mu);
-  auto it = shard.tasks.find(id);
-  if (it == shard.tasks.end()) return false;
-  Record& r = *it->second;
-  if (r.task.state() != v1::TASK_STATE_PENDING) return false;  // stale entry
-  Effects unused;
-  Transition(r, v1::TASK_STATE_RUNNING, unused);
-  absl::Time now = clock_->Now();
-  if (auto* m = r.Metrics(options_.metrics))
-    m->AttemptStarted(now - r.ready_since);
-  r.task.set_attempt(r.task.attempt() + 1);
-  r.task.set_worker_id(worker->worker_id);
-  *r.task.mutable_start_time() = FromTime(now);
-  r.lease_id = next_lease_.fetch_add(1);
-  r.task.set_lease_id(r.lease_id);
-  r.worker = worker;
-  Emit(r, v1::EVENT_TYPE_STARTED, unused);
+  bool started = false;
+  store_.MutateTask(id, [&](TaskRecord& r) {
+    if (r.task.state() != v1::TASK_STATE_PENDING) return;  // stale entry
+    started = true;
+    Effects unused;
+    Transition(r, v1::TASK_STATE_RUNNING);
+    absl::Time now = clock_->Now();
+    if (auto* m = r.Metrics(options_.metrics))
+      m->AttemptStarted(now - r.ready_since);
+    r.task.set_attempt(r.task.attempt() + 1);
+    r.task.set_worker_id(worker->worker_id);
+    *r.task.mutable_start_time() = FromTime(now);
+    r.lease.Grant(next_lease_.fetch_add(1), worker);
+    r.task.set_lease_id(r.lease.id);
+    Emit(r, v1::EVENT_TYPE_STARTED, unused);
 
-  v1::WorkResponse message;
-  v1::Assignment* a = message.mutable_assignment();
-  *a->mutable_task() = r.task;
-  a->set_lease_id(r.lease_id);
-  a->set_max_result_bytes(
-      static_cast<uint64_t>(options_.limits.max_payload_bytes));
-  const uint64_t lease = r.lease_id;
-  if (r.task.spec().has_timeout() &&
-      ToDuration(r.task.spec().timeout()) > absl::ZeroDuration()) {
-    absl::Time deadline = now + ToDuration(r.task.spec().timeout());
-    *a->mutable_deadline() = FromTime(deadline);
-    timers_.Schedule(deadline,
-                     [this, id, lease] { OnAttemptTimeout(id, lease); });
-  }
-  worker->sink->Send(std::move(message));
-  absl::Duration hb = HeartbeatTimeout(r.task);
-  timers_.Schedule(now + hb, [this, id, lease] { OnLeaseCheck(id, lease); });
-  return true;
+    v1::WorkResponse message;
+    v1::Assignment* a = message.mutable_assignment();
+    *a->mutable_task() = r.task;
+    a->set_lease_id(r.lease.id);
+    a->set_max_result_bytes(
+        static_cast<uint64_t>(options_.limits.max_payload_bytes));
+    const uint64_t lease = r.lease.id;
+    if (r.task.spec().has_timeout() &&
+        ToDuration(r.task.spec().timeout()) > absl::ZeroDuration()) {
+      absl::Time deadline = now + ToDuration(r.task.spec().timeout());
+      *a->mutable_deadline() = FromTime(deadline);
+      timers_.Schedule(deadline,
+                       [this, id, lease] { OnAttemptTimeout(id, lease); });
+    }
+    worker->sink->Send(std::move(message));
+    absl::Duration hb = HeartbeatTimeout(r.task);
+    timers_.Schedule(now + hb, [this, id, lease] { OnLeaseCheck(id, lease); });
+  });
+  return started;
 }
 
-void Engine::OnScheduleDue(const std::string& id) {
+void EngineImpl::OnScheduleDue(const std::string& id) {
   Effects fx;
-  {
-    Shard& shard = ShardFor(id);
-    absl::MutexLock lock(&shard.mu);
-    auto it = shard.tasks.find(id);
-    if (it == shard.tasks.end()) return;
-    Record& r = *it->second;
+  store_.MutateTask(id, [&](TaskRecord& r) {
     if (r.task.state() != v1::TASK_STATE_SCHEDULED) return;
     if (r.unmet_deps > 0) return;  // the last dependency makes it ready
     absl::Time due = ToTime(r.task.schedule_time());
@@ -285,52 +256,39 @@ void Engine::OnScheduleDue(const std::string& id) {
       timers_.Schedule(due, [this, id] { OnScheduleDue(id); });
       return;
     }
-    Transition(r, v1::TASK_STATE_PENDING, fx);
+    Transition(r, v1::TASK_STATE_PENDING);
     Emit(r, v1::EVENT_TYPE_SCHEDULED, fx);
     MakeReady(r, fx);
-  }
+  });
   Apply(fx);
 }
 
-void Engine::OnLeaseCheck(const std::string& id, uint64_t lease_id) {
-  Effects fx;
-  {
-    Shard& shard = ShardFor(id);
-    absl::MutexLock lock(&shard.mu);
-    Record* found = RunningRecord(shard, id, lease_id);
-    if (found == nullptr) return;  // the attempt already ended
-    Record& r = *found;
-    if (!r.worker && !r.orphaned) return;
+void EngineImpl::OnLeaseCheck(const std::string& id, uint64_t lease_id) {
+  MutateLeased(id, lease_id, nullptr, [&](TaskRecord& r, Effects& fx) {
+    if (!r.lease.Live()) return;  // dropped at shutdown
     absl::Duration hb = HeartbeatTimeout(r.task);
-    absl::Time expiry =
-        (r.worker ? r.worker->last_seen() : r.orphaned_since) + hb;
+    absl::Time expiry = r.lease.Expiry(hb);
     if (clock_->Now() < expiry) {
       timers_.Schedule(expiry,
                        [this, id, lease_id] { OnLeaseCheck(id, lease_id); });
       return;
     }
+    const bool restarted = r.lease.holder == nullptr;
     SendCancelNotice(r, "lease expired: no heartbeat");
     EndAttempt(r,
                MakeError("lease_expired",
                          absl::StrCat("no heartbeat from worker ",
-                                      r.worker ? r.worker->worker_id
-                                               : r.task.worker_id(),
+                                      restarted ? r.task.worker_id()
+                                                : r.lease.holder->worker_id,
                                       " for ", absl::FormatDuration(hb),
-                                      r.worker ? "" : " after a server restart"),
+                                      restarted ? " after a server restart" : ""),
                          /*retryable=*/true),
                fx);
-  }
-  Apply(fx);
+  });
 }
 
-void Engine::OnAttemptTimeout(const std::string& id, uint64_t lease_id) {
-  Effects fx;
-  {
-    Shard& shard = ShardFor(id);
-    absl::MutexLock lock(&shard.mu);
-    Record* found = RunningRecord(shard, id, lease_id);
-    if (found == nullptr) return;  // the attempt already ended
-    Record& r = *found;
+void EngineImpl::OnAttemptTimeout(const std::string& id, uint64_t lease_id) {
+  MutateLeased(id, lease_id, nullptr, [&](TaskRecord& r, Effects& fx) {
     SendCancelNotice(r, "timeout");
     EndAttempt(r,
                MakeError("timeout",
@@ -340,72 +298,54 @@ void Engine::OnAttemptTimeout(const std::string& id, uint64_t lease_id) {
                                           r.task.spec().timeout()))),
                          /*retryable=*/true),
                fx);
-  }
-  Apply(fx);
+  });
 }
 
-void Engine::OnRetentionDue(const std::string& id) {
-  std::string slot;
-  {
-    Shard& shard = ShardFor(id);
-    absl::MutexLock lock(&shard.mu);
-    auto it = shard.tasks.find(id);
-    if (it == shard.tasks.end() || !IsTerminal(it->second->task.state())) {
-      return;
-    }
-    slot = std::move(it->second->idempotency_slot);
-    shard.Count(it->second->task, -1);
-    shard.tasks.erase(it);
-    task_count_.fetch_sub(1);
-    if (options_.journal != nullptr) {
-      std::vector<Mutation> write;
-      write.push_back(Mutation::DeleteTask(id));
-      options_.journal->Write(std::move(write));
-    }
-  }
-  if (!slot.empty()) {
-    absl::MutexLock lock(&idempotency_mu_);
-    auto it = idempotency_.find(slot);
-    if (it != idempotency_.end() && it->second == id) idempotency_.erase(it);
-  }
+void EngineImpl::OnRetentionDue(const std::string& id) {
+  std::unique_ptr<TaskRecord> gone =
+      store_.EraseUnless(id, [&](const TaskRecord& r) {
+        if (!IsTerminal(r.task.state())) return true;
+        if (options_.journal != nullptr) {
+          // Written under the shard lock: after the task's last change.
+          std::vector<Mutation> write;
+          write.push_back(Mutation::DeleteTask(id));
+          options_.journal->Write(std::move(write));
+        }
+        return false;
+      });
+  if (gone == nullptr || gone->idempotency_slot.empty()) return;
+  absl::MutexLock lock(&idempotency_mu_);
+  auto it = idempotency_.find(gone->idempotency_slot);
+  if (it != idempotency_.end() && it->second == id) idempotency_.erase(it);
 }
 
-void Engine::LinkDependency(const std::string& dependent,
-                            const std::string& dependency, Effects& fx) {
-  v1::TaskState finished = v1::TASK_STATE_UNSPECIFIED;
-  {
-    Shard& shard = ShardFor(dependency);
-    absl::MutexLock lock(&shard.mu);
-    auto it = shard.tasks.find(dependency);
-    if (it == shard.tasks.end()) {
-      // Retired by retention, so it finished long ago; had it failed, the
-      // dependent would have been cancelled then.
-      finished = v1::TASK_STATE_SUCCEEDED;
-    } else if (IsTerminal(it->second->task.state())) {
-      finished = it->second->task.state();
+void EngineImpl::LinkDependency(const std::string& dependent,
+                                const std::string& dependency, Effects& fx) {
+  // Retired by retention when not found, so it finished long ago; had it
+  // failed, the dependent would have been cancelled then.
+  v1::TaskState finished = v1::TASK_STATE_SUCCEEDED;
+  store_.Read(dependency, [&](const TaskRecord& r) {
+    if (IsTerminal(r.task.state())) {
+      finished = r.task.state();
     } else {
-      it->second->dependents.push_back(dependent);
+      dependencies_.Link(dependency, dependent);
+      finished = v1::TASK_STATE_UNSPECIFIED;
     }
-  }
+  });
   if (finished != v1::TASK_STATE_UNSPECIFIED) {
     OnDependencyDone(dependent, dependency, finished, fx);
   }
 }
 
-void Engine::OnDependencyDone(const std::string& dependent,
-                              const std::string& dependency,
-                              v1::TaskState state, Effects& fx) {
-  {
-    Shard& shard = ShardFor(dependent);
-    absl::MutexLock lock(&shard.mu);
-    auto it = shard.tasks.find(dependent);
-    if (it == shard.tasks.end()) return;
-    Record& r = *it->second;
+void EngineImpl::OnDependencyDone(const std::string& dependent,
+                                  const std::string& dependency,
+                                  v1::TaskState state, Effects& fx) {
+  store_.MutateTask(dependent, [&](TaskRecord& r) {
     if (IsTerminal(r.task.state()) || r.unmet_deps <= 0) return;
     if (state == v1::TASK_STATE_SUCCEEDED) {
       if (--r.unmet_deps == 0 && r.task.state() == v1::TASK_STATE_SCHEDULED &&
           ToTime(r.task.schedule_time()) <= clock_->Now()) {
-        Transition(r, v1::TASK_STATE_PENDING, fx);
+        Transition(r, v1::TASK_STATE_PENDING);
         Emit(r, v1::EVENT_TYPE_SCHEDULED, fx);
         MakeReady(r, fx);
       }
@@ -418,27 +358,7 @@ void Engine::OnDependencyDone(const std::string& dependent,
       // Its own dependents are cancelled in turn by Apply's worklist.
       Finish(r, v1::TASK_STATE_CANCELLED, fx);
     }
-  }
-}
-
-void Engine::ProcessTimers() { timers_.RunDue(clock_->Now()); }
-
-void Engine::StartTimerThread() {
-  if (timer_thread_.joinable()) return;
-  timer_thread_stop_.store(false);
-  timer_thread_ = std::thread([this] {
-    while (!timer_thread_stop_.load()) {
-      ProcessTimers();
-      timers_.WaitForWork(absl::Now() + absl::Seconds(1));
-    }
   });
-}
-
-void Engine::StopTimerThread() {
-  if (!timer_thread_.joinable()) return;
-  timer_thread_stop_.store(true);
-  timers_.Wake();
-  timer_thread_.join();
 }
 
 }  // namespace taskd

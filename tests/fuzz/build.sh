@@ -21,6 +21,7 @@ protoc --cpp_out="$out/gen" -I. api/taskd/v1/taskd.proto
 sources=(
   "$out/gen/api/taskd/v1/taskd.pb.cc"
   api/strings/utf8.cc
+  scheduler/await_table.cc
   scheduler/cronlib/cron.cc
   scheduler/dispatcher.cc
   scheduler/engine.cc
@@ -31,6 +32,7 @@ sources=(
   scheduler/journal.cc
   scheduler/task_id.cc
   scheduler/task_state.cc
+  scheduler/task_store.cc
   scheduler/timer_queue.cc
   scheduler/validation.cc
   scheduler/storage/memory_storage.cc

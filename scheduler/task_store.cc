@@ -1,0 +1,105 @@
+#include "scheduler/task_store.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace taskd {
+
+TaskStore::TaskStore(size_t shards) {
+  shards_.reserve(shards);
+  for (size_t i = 0; i < shards; ++i)
+    shards_.push_back(std::make_unique<Shard>());
+}
+
+void TaskStore::Shard::Count(const v1::Task& t, int delta) {
+  auto& per_state = counts[t.spec().queue()];
+  per_state[t.state()] += delta;
+  // Queue names come from clients: a queue with no task here is forgotten.
+  if (delta < 0 && std::all_of(per_state.begin(), per_state.end(),
+                               [](int64_t n) { return n == 0; })) {
+    counts.erase(t.spec().queue());
+  }
+}
+
+bool TaskStore::Contains(const std::string& id) const {
+  Shard& shard = ShardFor(id);
+  absl::MutexLock lock(&shard.mu);
+  return shard.tasks.contains(id);
+}
+
+void TaskStore::Insert(std::unique_ptr<TaskRecord> record,
+                       const std::function<void(TaskRecord&)>& fn) {
+  Shard& shard = ShardFor(record->task.id());
+  absl::MutexLock lock(&shard.mu);
+  TaskRecord& r = *record;
+  shard.tasks.emplace(r.task.id(), std::move(record));
+  shard.Count(r.task, +1);
+  size_.fetch_add(1);
+  if (fn) fn(r);
+}
+
+std::unique_ptr<TaskRecord> TaskStore::EraseUnless(
+    const std::string& id, const std::function<bool(const TaskRecord&)>& keep) {
+  Shard& shard = ShardFor(id);
+  absl::MutexLock lock(&shard.mu);
+  auto it = shard.tasks.find(id);
+  if (it == shard.tasks.end() || keep(*it->second)) return nullptr;
+  std::unique_ptr<TaskRecord> out = std::move(it->second);
+  shard.Count(out->task, -1);
+  shard.tasks.erase(it);
+  size_.fetch_sub(1);
+  return out;
+}
+
+void TaskStore::SetState(TaskRecord& r, v1::TaskState to) const {
+  Shard& shard = ShardFor(r.task.id());
+  shard.mu.AssertHeld();  // by the MutateTask/Insert running this
+  shard.Count(r.task, -1);
+  r.task.set_state(to);
+  shard.Count(r.task, +1);
+}
+
+size_t TaskStore::size() const { return size_.load(); }
+
+StateCounts TaskStore::CountsOf(const std::string& queue) const {
+  StateCounts out{};
+  for (const auto& shard : shards_) {
+    absl::MutexLock lock(&shard->mu);
+    auto it = shard->counts.find(queue);
+    if (it == shard->counts.end()) continue;
+    for (size_t i = 0; i < out.size(); ++i) out[i] += it->second[i];
+  }
+  return out;
+}
+
+std::map<std::string, StateCounts> TaskStore::AllCounts() const {
+  std::map<std::string, StateCounts> out;
+  for (const auto& shard : shards_) {
+    absl::MutexLock lock(&shard->mu);
+    for (const auto& [name, c] : shard->counts) {
+      StateCounts& sum = out[name];
+      for (size_t i = 0; i < sum.size(); ++i) sum[i] += c[i];
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> TaskStore::IdsAfter(
+    const std::string& after, size_t limit_per_shard,
+    const std::function<bool(const TaskRecord&)>& match) const {
+  std::vector<std::string> ids;
+  for (const auto& shard : shards_) {
+    absl::MutexLock lock(&shard->mu);
+    size_t taken = 0;
+    for (auto it = shard->tasks.upper_bound(after);
+         it != shard->tasks.end() && taken < limit_per_shard; ++it) {
+      if (!match(*it->second)) continue;
+      ids.push_back(it->first);
+      ++taken;
+    }
+  }
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+}  // namespace taskd

@@ -39,10 +39,15 @@ run: build
 test: build $(TEST_PREP)
 	$(BAZEL) test //... --test_output=errors
 
-# Submit throughput and latency per durability mode and concurrency, plus the
-# disk's raw fsync rate (a table; not part of `make test`).
-bench: build
-	./bazel-bin/tests/bench/submit_bench
+# taskd next to a null-RPC baseline in one run: submits, end to end with the
+# C++ worker, round trips, server CPU, memory per held call, a 1M-task
+# backlog (a table, and JSON lines in ./bench-results.jsonl; a few minutes,
+# not part of `make test`). BENCH_FLAGS adds flags, e.g. --quick or
+# --taskd_bin=/path/to/older/taskd; see tests/bench/taskd_bench.cc.
+BENCH_FLAGS ?=
+bench: deps
+	$(BAZEL) build //tests/bench:taskd_bench
+	./bazel-bin/tests/bench/taskd_bench $(BENCH_FLAGS)
 
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer
 # (.bazelrc config asan; outputs beside the normal ones). `sanitize-cc` runs

@@ -1,0 +1,90 @@
+#include "tests/bench/proc_stats.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <system_error>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
+
+namespace taskd::bench {
+namespace {
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace
+
+absl::StatusOr<double> ProcessCpuSeconds(pid_t pid) {
+  const std::string path = absl::StrCat("/proc/", pid, "/stat");
+  absl::StatusOr<std::string> stat = ReadFile(path);
+  if (!stat.ok()) return stat.status();
+  // Field 2, the command name, is in parentheses and may hold spaces: count
+  // the fields from the last ')'.
+  const size_t close = stat->rfind(')');
+  if (close == std::string::npos || close + 2 > stat->size()) {
+    return absl::DataLossError(absl::StrCat("unexpected ", path));
+  }
+  std::vector<absl::string_view> fields =
+      absl::StrSplit(absl::string_view(*stat).substr(close + 2), ' ');
+  uint64_t utime = 0;
+  uint64_t stime = 0;
+  // fields[0] is field 3 (state), so fields 14 and 15 are [11] and [12].
+  if (fields.size() < 13 || !absl::SimpleAtoi(fields[11], &utime) ||
+      !absl::SimpleAtoi(fields[12], &stime)) {
+    return absl::DataLossError(absl::StrCat("unexpected ", path));
+  }
+  return static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK);
+}
+
+absl::StatusOr<int64_t> ProcessRssBytes(pid_t pid) {
+  const std::string path = absl::StrCat("/proc/", pid, "/statm");
+  absl::StatusOr<std::string> statm = ReadFile(path);
+  if (!statm.ok()) return statm.status();
+  std::vector<absl::string_view> fields =
+      absl::StrSplit(*statm, ' ', absl::SkipEmpty());
+  int64_t pages = 0;
+  if (fields.size() < 2 || !absl::SimpleAtoi(fields[1], &pages)) {
+    return absl::DataLossError(absl::StrCat("unexpected ", path));
+  }
+  return pages * static_cast<int64_t>(sysconf(_SC_PAGESIZE));
+}
+
+absl::StatusOr<int64_t> DirectoryBytes(const std::string& dir) {
+  std::error_code error;
+  std::filesystem::recursive_directory_iterator it(dir, error);
+  if (error) {
+    return absl::NotFoundError(
+        absl::StrCat("cannot list ", dir, ": ", error.message()));
+  }
+  int64_t total = 0;
+  // Increments with an error_code: a file the server deletes meanwhile must
+  // not throw.
+  for (; !error && it != std::filesystem::recursive_directory_iterator();
+       it.increment(error)) {
+    std::error_code ignored;
+    if (it->is_regular_file(ignored)) {
+      const uintmax_t size = it->file_size(ignored);
+      if (!ignored) total += static_cast<int64_t>(size);
+    }
+  }
+  if (error) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot list ", dir, ": ", error.message()));
+  }
+  return total;
+}
+
+}  // namespace taskd::bench

@@ -1,0 +1,358 @@
+#include "tests/bench/throughput.h"
+
+#include <algorithm>
+#include <memory>
+
+#include <grpcpp/client_context.h>
+#include <grpcpp/completion_queue.h>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "api/taskd/v1/taskd.grpc.pb.h"
+#include "tests/bench/bench_worker.h"
+#include "tests/bench/echo.grpc.pb.h"
+#include "tests/bench/load.h"
+#include "tests/bench/metrics_scrape.h"
+#include "tests/bench/proc_stats.h"
+
+namespace taskd::bench {
+namespace {
+
+LoadShape ShapeOf(const BenchConfig& config, Shape shape) {
+  LoadShape load;
+  load.time_limit = config.run_limit;
+  load.call_timeout = config.call_timeout;
+  switch (shape) {
+    case Shape::kOneAtATime:
+      load.calls = config.tasks;
+      load.in_flight = 1;
+      break;
+    case Shape::kInFlight:
+      load.calls = config.tasks;
+      load.in_flight = config.in_flight;
+      break;
+    case Shape::kBatched:
+      load.calls = (config.tasks + config.batch - 1) / config.batch;
+      load.in_flight = 1;
+      break;
+  }
+  return load;
+}
+
+int TasksPerCall(const BenchConfig& config, Shape shape) {
+  return shape == Shape::kBatched ? config.batch : 1;
+}
+
+// The server's CPU time between Begin() and End(), per task.
+class CpuMeter {
+ public:
+  explicit CpuMeter(pid_t pid) : pid_(pid) {
+    absl::StatusOr<double> cpu = ProcessCpuSeconds(pid_);
+    before_ = cpu.ok() ? *cpu : NAN;
+  }
+  double MicrosPerTask(int64_t tasks) const {
+    absl::StatusOr<double> after = ProcessCpuSeconds(pid_);
+    if (!after.ok() || tasks <= 0) return NAN;
+    return (*after - before_) * 1e6 / static_cast<double>(tasks);
+  }
+
+ private:
+  const pid_t pid_;
+  double before_;
+};
+
+// Fills the common figures of `run` from `load`.
+void TakeLoad(LoadResult& load, RunFigures& run) {
+  run.rate = load.ItemsPerSecond();
+  run.n = load.items_ok;
+  run.errors = load.calls_failed;
+  run.first_error = load.first_error;
+  run.time_limited = load.time_limited;
+  run.seconds = absl::ToDoubleSeconds(load.elapsed);
+  run.p50_us = load.latencies_us.empty() ? NAN : Quantile(load.latencies_us, 0.5);
+  run.p99_us =
+      load.latencies_us.empty() ? NAN : Quantile(load.latencies_us, 0.99);
+}
+
+// A starter of SubmitTask or SubmitTasks calls for `shape`; the requests
+// live in `submit` and `batch`, which must outlive the starter.
+CallStarter SubmitStarter(v1::TaskService::Stub* stub, Shape shape,
+                          const v1::SubmitTaskRequest* submit,
+                          const v1::SubmitTasksRequest* batch) {
+  if (shape == Shape::kBatched) {
+    return UnaryStarter<v1::SubmitTasksResponse>(
+        [stub, batch](grpc::ClientContext* context, grpc::CompletionQueue* cq) {
+          return stub->PrepareAsyncSubmitTasks(context, *batch, cq);
+        },
+        batch->tasks_size());
+  }
+  return UnaryStarter<v1::SubmitTaskResponse>(
+      [stub, submit](grpc::ClientContext* context, grpc::CompletionQueue* cq) {
+        return stub->PrepareAsyncSubmitTask(context, *submit, cq);
+      },
+      1);
+}
+
+struct SubmitRequests {
+  v1::SubmitTaskRequest submit;
+  v1::SubmitTasksRequest batch;
+};
+
+SubmitRequests MakeRequests(const BenchConfig& config) {
+  SubmitRequests requests;
+  const v1::TaskSpec spec = BenchSpec(config.payload_bytes);
+  *requests.submit.mutable_task() = spec;
+  for (int i = 0; i < config.batch; ++i) *requests.batch.add_tasks() = spec;
+  return requests;
+}
+
+// An EchoRequest of about `request_bytes` asking for a reply of about
+// `reply_bytes` (both within a few bytes of field overhead).
+EchoRequest EchoRequestOf(size_t request_bytes, size_t reply_bytes) {
+  EchoRequest request;
+  // A reply body of n bytes serializes to n plus a tag and a length.
+  const size_t reply_overhead = reply_bytes < 128 ? 2 : reply_bytes < 16384 ? 3 : 4;
+  request.set_reply_bytes(static_cast<uint32_t>(
+      reply_bytes > reply_overhead ? reply_bytes - reply_overhead : 0));
+  const size_t fixed = request.ByteSizeLong() +
+                       (request_bytes < 128 ? 2 : request_bytes < 16384 ? 3 : 4);
+  request.set_body(
+      std::string(request_bytes > fixed ? request_bytes - fixed : 0, 'x'));
+  return request;
+}
+
+absl::Status Unexpected(const grpc::Status& status, absl::string_view what) {
+  return absl::UnavailableError(absl::StrCat(
+      what, ": ", DescribeGrpcError(status.error_code(), status.error_message())));
+}
+
+// The mean of taskd_journal_commit_records (records per commit) since the
+// server started; NaN when it has no commits (memory mode) or no metrics.
+double JournalRecordsPerCommit(const BenchEnv::Server& server) {
+  absl::StatusOr<int> port =
+      MetricsPort(server.process->LastLineContaining("metrics on"));
+  if (!port.ok()) return NAN;
+  absl::StatusOr<std::string> text = ScrapeMetrics(*port, absl::Seconds(10));
+  if (!text.ok()) return NAN;
+  absl::StatusOr<double> sum =
+      MetricSum(*text, "taskd_journal_commit_records_sum");
+  absl::StatusOr<double> count =
+      MetricSum(*text, "taskd_journal_commit_records_count");
+  if (!sum.ok() || !count.ok() || *count <= 0) return NAN;
+  return *sum / *count;
+}
+
+}  // namespace
+
+absl::StatusOr<MessageSizes> ProbeMessageSizes(BenchEnv& env) {
+  absl::StatusOr<BenchEnv::Server> server = env.StartTaskd("memory");
+  if (!server.ok()) return server.status();
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      ConnectChannel(server->target(), 0);
+  if (!channel.ok()) return channel.status();
+  std::unique_ptr<v1::TaskService::Stub> stub =
+      v1::TaskService::NewStub(*channel);
+  const SubmitRequests requests = MakeRequests(env.config());
+  const absl::Time deadline = absl::Now() + env.config().call_timeout;
+  MessageSizes sizes;
+  grpc::CompletionQueue cq;
+  v1::SubmitTaskResponse submitted;
+  grpc::Status status = CallOnce(
+      cq,
+      [&](grpc::ClientContext* context, grpc::CompletionQueue* q) {
+        return stub->PrepareAsyncSubmitTask(context, requests.submit, q);
+      },
+      deadline, &submitted);
+  if (!status.ok()) return Unexpected(status, "SubmitTask");
+  v1::SubmitTasksResponse batch;
+  status = CallOnce(
+      cq,
+      [&](grpc::ClientContext* context, grpc::CompletionQueue* q) {
+        return stub->PrepareAsyncSubmitTasks(context, requests.batch, q);
+      },
+      deadline, &batch);
+  if (!status.ok()) return Unexpected(status, "SubmitTasks");
+  ShutdownAndDrain(cq);
+  sizes.submit_request = requests.submit.ByteSizeLong();
+  sizes.submit_response = submitted.ByteSizeLong();
+  sizes.batch_request = requests.batch.ByteSizeLong();
+  sizes.batch_response = batch.ByteSizeLong();
+  return sizes;
+}
+
+absl::StatusOr<RunFigures> RunEcho(BenchEnv& env, const MessageSizes& sizes,
+                                   Shape shape) {
+  const BenchConfig& config = env.config();
+  absl::StatusOr<BenchEnv::Server> server = env.StartEcho();
+  if (!server.ok()) return server.status();
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      ConnectChannel(server->target(), 0);
+  if (!channel.ok()) return channel.status();
+  std::unique_ptr<Echo::Stub> stub = Echo::NewStub(*channel);
+  const EchoRequest request =
+      shape == Shape::kBatched
+          ? EchoRequestOf(sizes.batch_request, sizes.batch_response)
+          : EchoRequestOf(sizes.submit_request, sizes.submit_response);
+  const CallStarter start = UnaryStarter<EchoReply>(
+      [&stub, &request](grpc::ClientContext* context,
+                        grpc::CompletionQueue* cq) {
+        return stub->PrepareAsyncCall(context, request, cq);
+      },
+      TasksPerCall(config, shape));
+  const CpuMeter cpu(server->pid());
+  LoadResult load = RunLoad(ShapeOf(config, shape), start);
+  RunFigures run;
+  run.cpu_us_per_task = cpu.MicrosPerTask(load.items_ok);
+  TakeLoad(load, run);
+  run.extra.push_back({"request_bytes", static_cast<double>(request.ByteSizeLong())});
+  return run;
+}
+
+absl::StatusOr<RunFigures> RunSubmit(BenchEnv& env, absl::string_view mode,
+                                     Shape shape) {
+  const BenchConfig& config = env.config();
+  absl::StatusOr<BenchEnv::Server> server = env.StartTaskd(mode);
+  if (!server.ok()) return server.status();
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      ConnectChannel(server->target(), 0);
+  if (!channel.ok()) return channel.status();
+  std::unique_ptr<v1::TaskService::Stub> stub =
+      v1::TaskService::NewStub(*channel);
+  const SubmitRequests requests = MakeRequests(config);
+  const CpuMeter cpu(server->pid());
+  LoadResult load = RunLoad(
+      ShapeOf(config, shape),
+      SubmitStarter(stub.get(), shape, &requests.submit, &requests.batch));
+  RunFigures run;
+  run.cpu_us_per_task = cpu.MicrosPerTask(load.items_ok);
+  TakeLoad(load, run);
+  if (shape == Shape::kInFlight) {
+    const double per_commit = JournalRecordsPerCommit(*server);
+    if (!std::isnan(per_commit)) {
+      run.extra.push_back({"journal_records_per_commit", per_commit});
+    }
+  }
+  return run;
+}
+
+absl::StatusOr<RunFigures> RunEndToEnd(BenchEnv& env, absl::string_view mode,
+                                       Shape shape) {
+  const BenchConfig& config = env.config();
+  absl::StatusOr<BenchEnv::Server> server = env.StartTaskd(mode);
+  if (!server.ok()) return server.status();
+  TaskCounter counter;
+  absl::StatusOr<std::unique_ptr<Worker>> worker =
+      StartNoopWorker(server->target(), config.worker_concurrency, &counter);
+  if (!worker.ok()) return worker.status();
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      ConnectChannel(server->target(), 1);
+  if (!channel.ok()) return channel.status();
+  std::unique_ptr<v1::TaskService::Stub> stub =
+      v1::TaskService::NewStub(*channel);
+  const SubmitRequests requests = MakeRequests(config);
+
+  const CpuMeter cpu(server->pid());
+  const absl::Time begin = absl::Now();
+  // Submitting is bounded by run_limit; running what was submitted gets as
+  // long again.
+  const absl::Time deadline = begin + 2 * config.run_limit;
+  LoadResult load = RunLoad(
+      ShapeOf(config, shape),
+      SubmitStarter(stub.get(), shape, &requests.submit, &requests.batch));
+  const int64_t ran = counter.WaitFor(load.items_ok, deadline);
+  absl::Status done =
+      ran >= load.items_ok
+          ? AwaitSucceeded(*stub, counter.Recent(), deadline)
+          : absl::DeadlineExceededError(absl::StrCat(
+                "the worker ran ", ran, " of ", load.items_ok, " tasks"));
+  const absl::Time end = absl::Now();
+  RunFigures run;
+  run.cpu_us_per_task = cpu.MicrosPerTask(load.items_ok);
+  (*worker)->Stop();
+  TakeLoad(load, run);  // submit latencies and errors
+  if (!done.ok()) {
+    ++run.errors;
+    run.time_limited = true;
+    if (run.first_error.empty()) run.first_error = std::string(done.message());
+  }
+  run.seconds = absl::ToDoubleSeconds(end - begin);
+  run.rate = run.seconds > 0 ? std::min<int64_t>(ran, load.items_ok) / run.seconds : 0;
+  run.extra.push_back({"submit_seconds", absl::ToDoubleSeconds(load.elapsed)});
+  return run;
+}
+
+absl::StatusOr<RunFigures> RunRoundTrips(BenchEnv& env,
+                                         absl::string_view mode) {
+  const BenchConfig& config = env.config();
+  absl::StatusOr<BenchEnv::Server> server = env.StartTaskd(mode);
+  if (!server.ok()) return server.status();
+  TaskCounter counter;
+  absl::StatusOr<std::unique_ptr<Worker>> worker =
+      StartNoopWorker(server->target(), config.worker_concurrency, &counter);
+  if (!worker.ok()) return worker.status();
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      ConnectChannel(server->target(), 1);
+  if (!channel.ok()) return channel.status();
+  std::unique_ptr<v1::TaskService::Stub> stub =
+      v1::TaskService::NewStub(*channel);
+  const SubmitRequests requests = MakeRequests(config);
+
+  RunFigures run;
+  std::vector<double> latencies_us;
+  latencies_us.reserve(static_cast<size_t>(config.round_trips));
+  grpc::CompletionQueue cq;
+  const absl::Time begin = absl::Now();
+  const absl::Time stop = begin + config.run_limit;
+  int64_t i = 0;
+  for (; i < config.round_trips && absl::Now() < stop; ++i) {
+    const absl::Time start = absl::Now();
+    const absl::Time deadline = start + config.call_timeout;
+    v1::SubmitTaskResponse submitted;
+    grpc::Status status = CallOnce(
+        cq,
+        [&](grpc::ClientContext* context, grpc::CompletionQueue* q) {
+          return stub->PrepareAsyncSubmitTask(context, requests.submit, q);
+        },
+        deadline, &submitted);
+    v1::AwaitResponse awaited;
+    if (status.ok()) {
+      v1::AwaitRequest await;
+      await.add_ids(submitted.task().id());
+      status = CallOnce(
+          cq,
+          [&](grpc::ClientContext* context, grpc::CompletionQueue* q) {
+            return stub->PrepareAsyncAwait(context, await, q);
+          },
+          deadline, &awaited);
+    }
+    const absl::Time end = absl::Now();
+    if (status.ok() && awaited.done() && awaited.tasks_size() == 1 &&
+        awaited.tasks(0).state() == v1::TASK_STATE_SUCCEEDED) {
+      latencies_us.push_back(absl::ToDoubleMicroseconds(end - start));
+      continue;
+    }
+    ++run.errors;
+    if (run.first_error.empty()) {
+      run.first_error =
+          status.ok() ? absl::StrCat("task not succeeded: ",
+                                     awaited.ShortDebugString().substr(0, 200))
+                      : DescribeGrpcError(status.error_code(),
+                                          status.error_message());
+    }
+  }
+  ShutdownAndDrain(cq);
+  run.time_limited = i < config.round_trips;
+  run.seconds = absl::ToDoubleSeconds(absl::Now() - begin);
+  run.n = static_cast<int64_t>(latencies_us.size());
+  run.rate = run.seconds > 0 ? run.n / run.seconds : 0;
+  if (!latencies_us.empty()) {
+    run.p50_us = Quantile(latencies_us, 0.5);
+    run.p99_us = Quantile(latencies_us, 0.99);
+  }
+  (*worker)->Stop();
+  return run;
+}
+
+}  // namespace taskd::bench

@@ -297,8 +297,10 @@ def main() -> int:
                 redis.stop()
     missing = [f"{p}:{f}" for p in peers for f in ALL_FIGURES if f not in results[p]]
 
+    redis_version = subprocess.run([args.redis_server, "--version"], capture_output=True,
+                                   text=True, timeout=30).stdout.split(" v=")[-1].split()[0]
     print(f"taskd bench workload on its peers: N={args.n:,} no-op tasks per rate figure, "
-          f"{args.roundtrips:,} round trips; each peer on a fresh redis-server "
+          f"{args.roundtrips:,} round trips; each peer on a fresh redis-server {redis_version} "
           f"(no persistence); {os.cpu_count()} cores; {time.monotonic() - started:.0f} s")
     print()
     print(table(peers, results, args))
@@ -315,4 +317,9 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt as interrupt:
+        print(f"bench_peers: interrupted ({interrupt}); its processes are stopped",
+              file=sys.stderr)
+        sys.exit(130)

@@ -180,18 +180,24 @@ class Completions {
   }
 }
 
-// The worker process exits once it is told (SIGTERM) or its parent is gone
-// (stdin closes); it prints "ready" when it is taking jobs.
+// The worker process prints "ready" when it is taking jobs. Told to stop
+// (SIGTERM), it closes the Worker, within 10 s; when its parent is gone
+// (stdin closes) it exits at once: Redis may be gone too, and close() would
+// wait for it.
 async function runWorker() {
   const worker = new Worker(opts.queue, async (job) => job.data.i, { connection, concurrency: CONCURRENCY });
-  let closing = null;
+  let closing = false;
   const close = () => {
-    closing = closing || worker.close().then(() => process.exit(0), () => process.exit(1));
+    if (closing) return;
+    closing = true;
+    setTimeout(() => process.exit(1), 10_000).unref();
+    worker.close().then(() => process.exit(0), () => process.exit(1));
   };
+  const orphaned = () => process.exit(1);
   process.on('SIGTERM', close);
   process.on('SIGINT', close);
-  process.stdin.on('end', close);
-  process.stdin.on('error', close);
+  process.stdin.on('end', orphaned);
+  process.stdin.on('error', orphaned);
   process.stdin.resume();
   await worker.waitUntilReady();
   process.stdout.write('ready\n');

@@ -3,7 +3,7 @@
 # comparison. Prints a table and writes JSON lines (not part of `make test`).
 #
 #   make bench-peers                                   N = 20,000, all peers
-#   make bench-peers BENCH_PEERS_ARGS='--n 2000 --peers rq,bullmq'
+#   make bench-peers BENCH_PEERS_ARGS='--tasks 2000 --peers rq,bullmq'
 #   make peers-node-deps                               npm ci in tests/bench/peers
 #
 # `make test` runs its smoke test (//tests/bench/peers:smoke_test, every peer

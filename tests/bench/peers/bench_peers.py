@@ -1,7 +1,7 @@
 """taskd's bench workload on Celery, RQ and BullMQ, for the comparison.
 
     make bench-peers                  (or /usr/bin/python3 tests/bench/peers/bench_peers.py)
-    make bench-peers BENCH_PEERS_ARGS='--n 2000 --peers rq,bullmq'
+    make bench-peers BENCH_PEERS_ARGS='--tasks 2000 --peers rq,bullmq'
 
 Each peer gets a fresh redis-server on 127.0.0.1 (a free port, no RDB, no
 AOF, in a temporary directory) and its own driver process (celery_peer.py,
@@ -119,8 +119,8 @@ def run_driver(peer: str, redis: RedisServer, args: argparse.Namespace,
     killed with its whole process group (its workers) however this ends."""
     argv = driver_argv(peer) + [
         f"--redis_port={redis.port}", f"--redis_pid={redis.process.pid}",
-        f"--n={args.n}", f"--in_flight={args.in_flight}", f"--batch={args.batch}",
-        f"--concurrency={args.concurrency}", f"--roundtrips={args.roundtrips}",
+        f"--n={args.tasks}", f"--in_flight={args.in_flight}", f"--batch={args.batch}",
+        f"--concurrency={args.worker_concurrency}", f"--roundtrips={args.round_trips}",
         f"--phase_limit_s={args.phase_limit_s}", f"--option={option}"]
     driver = pc.spawn(argv, cwd=HERE, stdout=subprocess.PIPE, stderr=sys.stderr,
                       stdin=subprocess.DEVNULL, start_new_session=True, text=True)
@@ -236,12 +236,13 @@ def table(peers: List[str], results: Dict[str, Dict[str, Dict[str, object]]],
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=20000, help="tasks per rate figure")
-    parser.add_argument("--roundtrips", type=int, default=2000,
+    # Flag names and defaults as taskd_bench's.
+    parser.add_argument("--tasks", type=int, default=20000, help="N: tasks per rate figure")
+    parser.add_argument("--round_trips", type=int, default=5000,
                         help="submit + await round trips timed (one at a time)")
     parser.add_argument("--in_flight", type=int, default=64)
     parser.add_argument("--batch", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=50, help="worker concurrency")
+    parser.add_argument("--worker_concurrency", type=int, default=50)
     parser.add_argument("--peers", default=",".join(PEERS), help="comma-separated subset")
     parser.add_argument("--phase_limit_s", type=float, default=120.0,
                         help="each figure stops here, finished or not")
@@ -256,7 +257,7 @@ def main() -> int:
     for p in peers:
         if p not in PEERS:
             parser.error(f"--peers: unknown peer {p!r} (known: {', '.join(PEERS)})")
-    for name in ("n", "roundtrips", "in_flight", "batch", "concurrency"):
+    for name in ("tasks", "round_trips", "in_flight", "batch", "worker_concurrency"):
         if getattr(args, name) < 1:
             parser.error(f"--{name}: must be >= 1")
     if shutil.which(args.redis_server) is None:
@@ -274,7 +275,7 @@ def main() -> int:
     failed: List[str] = []
     with open(args.json_out, "w", encoding="utf-8") as out:
         for peer in peers:
-            print(f"== {peer} (N={args.n:,})", file=sys.stderr, flush=True)
+            print(f"== {peer} (N={args.tasks:,})", file=sys.stderr, flush=True)
             redis = RedisServer(args.redis_server)
             try:
                 redis.start()
@@ -299,8 +300,8 @@ def main() -> int:
 
     redis_version = subprocess.run([args.redis_server, "--version"], capture_output=True,
                                    text=True, timeout=30).stdout.split(" v=")[-1].split()[0]
-    print(f"taskd bench workload on its peers: N={args.n:,} no-op tasks per rate figure, "
-          f"{args.roundtrips:,} round trips; each peer on a fresh redis-server {redis_version} "
+    print(f"taskd bench workload on its peers: N={args.tasks:,} no-op tasks per rate figure, "
+          f"{args.round_trips:,} round trips; each peer on a fresh redis-server {redis_version} "
           f"(no persistence); {os.cpu_count()} cores; {time.monotonic() - started:.0f} s")
     print()
     print(table(peers, results, args))

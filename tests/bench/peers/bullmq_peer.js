@@ -27,7 +27,7 @@ const { values: opts } = parseArgs({
     in_flight: { type: 'string', default: '64' },
     batch: { type: 'string', default: '1000' },
     concurrency: { type: 'string', default: '50' },
-    roundtrips: { type: 'string', default: '2000' },
+    roundtrips: { type: 'string', default: '5000' },
     phase_limit_s: { type: 'string', default: '120' },
     option: { type: 'string', default: '' },
   },

@@ -279,7 +279,7 @@ def driver_args(description: str):  # type: ignore[no-untyped-def]
     p.add_argument("--in_flight", type=int, default=64)
     p.add_argument("--batch", type=int, default=1000)
     p.add_argument("--concurrency", type=int, default=50)
-    p.add_argument("--roundtrips", type=int, default=2000)
+    p.add_argument("--roundtrips", type=int, default=5000)
     p.add_argument("--phase_limit_s", type=float, default=120.0)
     p.add_argument("--option", default="",
                    help="peer-specific choice (Celery pool, RQ worker class)")

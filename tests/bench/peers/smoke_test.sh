@@ -16,7 +16,7 @@ if [[ ! -d "${dir}/node_modules/bullmq" ]]; then
 fi
 out="${TEST_TMPDIR}/bench-peers.jsonl"
 export PYTHONDONTWRITEBYTECODE=1
-/usr/bin/python3 "${dir}/bench_peers.py" --n 200 --roundtrips 50 --phase_limit_s 60 \
+/usr/bin/python3 "${dir}/bench_peers.py" --tasks 200 --round_trips 50 --phase_limit_s 60 \
   --json_out "${out}"
 
 /usr/bin/python3 - "${out}" <<'PY'

@@ -43,6 +43,17 @@ struct BenchConfig {
   absl::Duration run_limit = absl::Seconds(60);  // per run
   absl::Duration call_timeout = absl::Seconds(30);
   int payload_bytes = 16;        // payload of every task
+
+  int64_t held = 100000;         // calls held open (held_calls.h)
+  int held_channels = 16;        // connections they are spread over
+  absl::Duration held_limit = absl::Seconds(120);
+
+  int64_t queued = 1000000;      // tasks of the backlog (backlog.h)
+  int64_t dispatch_tasks = 20000;  // taken from its front
+  absl::Duration queued_limit = absl::Minutes(10);
+
+  int metrics_slices = 20;       // metrics on/off (metrics_overhead.h)
+  absl::Duration metrics_slice = absl::Milliseconds(250);
 };
 
 // The queue and task type every task of the benchmark uses.

@@ -25,6 +25,9 @@
 
 namespace taskd::bench {
 
+// The mode of the null-RPC baseline's figures.
+inline constexpr char kNullRpcMode[] = "null_rpc";
+
 struct Figure {
   std::string row;   // stable key, e.g. "submit_64" (see taskd_bench.cc)
   std::string mode;  // "memory", "async", "sync", "null_rpc", ...

@@ -46,6 +46,17 @@ absl::StatusOr<T> WaitFor(Start start) {
   return out;
 }
 
+// Runs fn(task) with the task's payload and result moved out for the call.
+template <class Fn>
+void WithoutBlobs(v1::Task& task, Fn&& fn) {
+  std::string payload, result;
+  task.mutable_spec()->mutable_payload()->swap(payload);
+  task.mutable_result()->swap(result);
+  fn(static_cast<const v1::Task&>(task));
+  task.mutable_spec()->mutable_payload()->swap(payload);
+  task.mutable_result()->swap(result);
+}
+
 absl::Status NotStored(const absl::Status& s) {
   return absl::UnavailableError(
       absl::StrCat("the change could not be stored: ", s.message()));
@@ -468,13 +479,27 @@ void EngineImpl::Emit(TaskRecord& r, v1::EventType type, Effects& fx) {
     Persist(r, fx);
     ticket = r.ticket;
   }
-  events_.Append(type, r.task, clock_->Now(), ticket);
+  // The log keeps neither payload nor result: lend it the task without them
+  // (swapped out and back, never copied).
+  WithoutBlobs(r.task, [&](const v1::Task& small) {
+    events_.Append(type, small, clock_->Now(), ticket);
+  });
 }
 
 void EngineImpl::Persist(TaskRecord& r, Effects& fx) {
   if (options_.journal == nullptr) return;
   std::vector<Mutation> write;
-  write.push_back(Mutation::PutTask(r.task));
+  if (!r.payload_stored) {
+    // The first write of this run carries the payload; every later one is
+    // the small record (the store keeps the payload).
+    write.push_back(Mutation::PutTask(r.task));
+    r.payload_stored = true;
+  } else {
+    std::string payload;
+    r.task.mutable_spec()->mutable_payload()->swap(payload);
+    write.push_back(Mutation::PutTaskState(r.task));
+    r.task.mutable_spec()->mutable_payload()->swap(payload);
+  }
   fx.ticket = options_.journal->Write(std::move(write));
   r.ticket = fx.ticket;
 }

@@ -50,6 +50,8 @@ struct TaskRecord {
   uint64_t ticket = 0;           // journal ticket of the last write
   absl::Time ready_since;        // when it last became PENDING
   std::string idempotency_slot;  // key of its idempotency entry, or empty
+  // Its payload was journaled in this run: later writes leave it out.
+  bool payload_stored = false;
   // depends_on entries not SUCCEEDED yet; the task waits SCHEDULED for 0.
   int unmet_deps = 0;
   // Its queue's metric handles, resolved on first use (shard lock held).

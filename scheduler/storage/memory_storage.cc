@@ -31,6 +31,13 @@ class MemoryStorage final : public Storage {
         case Mutation::Kind::kPutTask:
           tasks_[m.key] = std::move(m.task);
           break;
+        case Mutation::Kind::kPutTaskState: {
+          v1::Task& stored = tasks_[m.key];
+          m.task.mutable_spec()->mutable_payload()->swap(
+              *stored.mutable_spec()->mutable_payload());
+          stored = std::move(m.task);
+          break;
+        }
         case Mutation::Kind::kDeleteTask:
           tasks_.erase(m.key);
           break;

@@ -27,6 +27,12 @@ namespace taskd {
 namespace {
 
 constexpr char kTaskPrefix[] = "t/";
+// A task's payload is kept apart from its record, under "t/<id>/p", written
+// once by PutTask; PutTaskState rewrites only the record. The payload key
+// sorts right after its record's (ids have a fixed length and alphabet), so
+// recovery reads the two in one pass. Records written before this layout
+// hold their payload inline and have no payload key; both are read.
+constexpr char kPayloadSuffix[] = "/p";
 constexpr char kMetaPrefix[] = "m/";
 // Records moved aside by recovery keep their whole key after this prefix.
 constexpr char kQuarantinePrefix[] = "q/";
@@ -144,10 +150,12 @@ class RocksDbStorage final : public Storage {
  private:
   // One caller of Append waiting in writers_.
   struct Writer {
-    explicit Writer(const std::vector<EncodedOp>* ops) : ops(ops) {
+    Writer(const std::vector<EncodedOp>* ops, size_t mutations)
+        : ops(ops), mutations(mutations) {
       for (const EncodedOp& op : *ops) bytes += op.key.size() + op.value.size();
     }
     const std::vector<EncodedOp>* const ops;
+    const size_t mutations;  // what the caller asked (a task: 1 or 2 ops)
     size_t bytes = 0;
     // Set by the leader that committed this writer's batch.
     absl::Status status;
@@ -199,16 +207,32 @@ absl::Status RocksDbStorage::Append(std::vector<Mutation> batch) {
       EncodedOp op;
       switch (m.kind) {
         case Mutation::Kind::kPutTask:
+        case Mutation::Kind::kPutTaskState: {
+          std::string payload;
+          m.task.mutable_spec()->mutable_payload()->swap(payload);
           op.key = absl::StrCat(kTaskPrefix, m.key);
           if (!m.task.SerializeToString(&op.value)) {
             status = absl::InternalError(
                 absl::StrCat("cannot serialize task ", m.key));
           }
+          if (m.kind == Mutation::Kind::kPutTask) {
+            EncodedOp apart;
+            apart.key = absl::StrCat(op.key, kPayloadSuffix);
+            apart.is_delete = payload.empty();
+            apart.value = std::move(payload);
+            ops.push_back(std::move(apart));
+          }
           break;
-        case Mutation::Kind::kDeleteTask:
+        }
+        case Mutation::Kind::kDeleteTask: {
           op.is_delete = true;
           op.key = absl::StrCat(kTaskPrefix, m.key);
+          EncodedOp apart;
+          apart.is_delete = true;
+          apart.key = absl::StrCat(op.key, kPayloadSuffix);
+          ops.push_back(std::move(apart));
           break;
+        }
         case Mutation::Kind::kPutMeta:
           op.key = absl::StrCat(kMetaPrefix, m.key);
           op.value = std::move(m.value);
@@ -222,7 +246,7 @@ absl::Status RocksDbStorage::Append(std::vector<Mutation> batch) {
     }
   }
 
-  Writer w(&ops);
+  Writer w(&ops, batch.size());
   absl::MutexLock lock(&mu_);
   if (!status.ok()) {
     ++stats_.failed_appends;
@@ -284,7 +308,7 @@ absl::Status RocksDbStorage::Append(std::vector<Mutation> batch) {
     writers_.pop_front();
     if (result.ok()) {
       ++stats_.appends;
-      stats_.mutations += member->ops->size();
+      stats_.mutations += member->mutations;
     } else {
       ++stats_.failed_appends;
     }
@@ -323,16 +347,23 @@ absl::Status RocksDbStorage::Recover(
   v1::Task task;
   rocksdb::WriteBatch quarantine;
   uint64_t quarantined = 0;
-  const auto set_aside = [&](absl::string_view key, absl::string_view why) {
+  // `counted`: a task's payload key goes with its record, counted once.
+  const auto set_aside_value = [&](absl::string_view key,
+                                   absl::string_view value,
+                                   absl::string_view why, bool counted = true) {
     ABSL_RAW_LOG(WARNING,
                  "data directory %s: record \"%s\" quarantined as \"%s%s\": "
                  "%s",
                  data_dir_.c_str(), absl::CHexEscape(key).c_str(),
                  kQuarantinePrefix, absl::CHexEscape(key).c_str(),
                  std::string(why).c_str());
-    quarantine.Put(absl::StrCat(kQuarantinePrefix, key), it->value());
-    quarantine.Delete(rocksdb::Slice(key.data(), key.size()));
-    ++quarantined;
+    quarantine.Put(absl::StrCat(kQuarantinePrefix, key), ToSlice(value));
+    quarantine.Delete(ToSlice(key));
+    if (counted) ++quarantined;
+  };
+  // The record under the iterator.
+  const auto set_aside = [&](absl::string_view key, absl::string_view why) {
+    set_aside_value(key, ToView(it->value()), why);
   };
   // A visitor's DATA_LOSS sets the record aside; other errors stop.
   const auto visited = [&](absl::string_view key, absl::Status s) {
@@ -340,9 +371,40 @@ absl::Status RocksDbStorage::Recover(
     set_aside(key, s.message());
     return absl::OkStatus();
   };
+  // A task record is held until the next key is read, which may be its
+  // payload; then the task goes to on_task.
+  bool held = false;
+  std::string held_key;
+  const auto deliver_held = [&](bool with_payload) {
+    if (!held) return;
+    held = false;
+    absl::Status s = on_task(task);
+    if (s.code() != absl::StatusCode::kDataLoss) {
+      status = s;
+      return;
+    }
+    // Kept aside as it was stored: the record without the payload kept
+    // apart (set aside under its own key).
+    std::string record;
+    if (with_payload) task.mutable_spec()->clear_payload();
+    task.SerializeToString(&record);
+    set_aside_value(held_key, record, s.message());
+    if (with_payload) {
+      set_aside_value(ToView(it->key()), ToView(it->value()), s.message(),
+                      /*counted=*/false);
+    }
+  };
   // Keys sort "m/" < "q/" < "t/", so meta entries come first.
   for (it->SeekToFirst(); status.ok() && it->Valid(); it->Next()) {
     const absl::string_view key = ToView(it->key());
+    if (held && key.size() == held_key.size() + sizeof(kPayloadSuffix) - 1 &&
+        absl::StartsWith(key, held_key) && absl::EndsWith(key, kPayloadSuffix)) {
+      task.mutable_spec()->set_payload(it->value().data(), it->value().size());
+      deliver_held(/*with_payload=*/true);
+      continue;
+    }
+    deliver_held(/*with_payload=*/false);
+    if (!status.ok()) break;
     if (absl::StartsWith(key, kMetaPrefix)) {
       if (on_meta) {
         status = visited(key, on_meta(key.substr(sizeof(kMetaPrefix) - 1),
@@ -351,17 +413,21 @@ absl::Status RocksDbStorage::Recover(
     } else if (absl::StartsWith(key, kTaskPrefix)) {
       if (!on_task) continue;
       const absl::string_view id = key.substr(sizeof(kTaskPrefix) - 1);
-      if (!task.ParseFromArray(it->value().data(),
-                               static_cast<int>(it->value().size())) ||
-          task.id() != id) {
+      if (absl::EndsWith(id, kPayloadSuffix)) {
+        set_aside(key, "payload of no task record");
+      } else if (!task.ParseFromArray(it->value().data(),
+                                      static_cast<int>(it->value().size())) ||
+                 task.id() != id) {
         set_aside(key, "undecodable task record");
       } else {
-        status = visited(key, on_task(task));
+        held = true;
+        held_key = std::string(key);
       }
     } else if (!absl::StartsWith(key, kQuarantinePrefix)) {
       set_aside(key, "unexpected key");
     }
   }
+  if (status.ok()) deliver_held(/*with_payload=*/false);
   if (status.ok() && !it->status().ok()) {
     const rocksdb::Status& s = it->status();
     status =

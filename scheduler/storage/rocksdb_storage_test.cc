@@ -195,6 +195,39 @@ TEST(RocksDbStorageTest, UndecodableRecordsAreQuarantined) {
   EXPECT_TRUE(db->Get(rocksdb::ReadOptions(), "t/b", &value).IsNotFound());
 }
 
+// Records written before payloads were kept apart (payload inline, no
+// payload key) are read as they are; a payload key with no record before it
+// is set aside.
+TEST(RocksDbStorageTest, InlinePayloadsAndStrayPayloadKeys) {
+  const std::string dir = NewTestDir("payload_layout");
+  const v1::Task old = MakeTask("o", 50);
+  {
+    absl::StatusOr<std::unique_ptr<Storage>> s = Open(dir);
+    ASSERT_TRUE(s.ok()) << s.status();
+    ASSERT_TRUE((*s)->Append({Mutation::PutTask(MakeTask("n", 40))}).ok());
+  }
+  {
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), dir, &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    std::string value;
+    ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), "t/n/p", &value).ok());
+    EXPECT_EQ(value.size(), 40u);  // the new layout: the payload apart
+    std::string bytes;
+    old.SerializeToString(&bytes);
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "t/o", bytes).ok());
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "t/x/p", "stray").ok());
+  }
+  absl::StatusOr<std::unique_ptr<Storage>> s = Open(dir);
+  ASSERT_TRUE(s.ok()) << s.status();
+  absl::StatusOr<StoredState> state = ReadAll(**s);
+  ASSERT_TRUE(state.ok()) << state.status();
+  ASSERT_EQ(state->tasks.size(), 2u);
+  EXPECT_EQ(state->tasks[0].spec().payload(), MakeTask("n", 40).spec().payload());
+  EXPECT_EQ(state->tasks[1].spec().payload(), old.spec().payload());
+  EXPECT_EQ((*s)->stats().quarantined, 1u);
+}
+
 TEST(RocksDbStorageTest, PathThatIsAFileIsRefused) {
   const std::string dir = NewTestDir("file");
   const std::string file = dir + "/plain";

@@ -34,6 +34,12 @@ Mutation Mutation::PutTask(v1::Task task) {
   return m;
 }
 
+Mutation Mutation::PutTaskState(v1::Task task) {
+  Mutation m = PutTask(std::move(task));
+  m.kind = Kind::kPutTaskState;
+  return m;
+}
+
 Mutation Mutation::DeleteTask(std::string id) {
   Mutation m;
   m.kind = Kind::kDeleteTask;
@@ -63,7 +69,9 @@ absl::Status ValidateBatch(const std::vector<Mutation>& batch) {
       return absl::InvalidArgumentError(
           absl::StrCat("storage mutation ", i, " has an empty key"));
     }
-    if (m.kind == Mutation::Kind::kPutTask && m.task.id() != m.key) {
+    if ((m.kind == Mutation::Kind::kPutTask ||
+         m.kind == Mutation::Kind::kPutTaskState) &&
+        m.task.id() != m.key) {
       return absl::InvalidArgumentError(
           absl::StrCat("storage mutation ", i, " stores task \"", m.task.id(),
                        "\" under key \"", m.key, "\""));

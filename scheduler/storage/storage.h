@@ -48,11 +48,22 @@ absl::string_view DurabilityName(Durability durability);
 
 // One change to the stored state. Build with the factory functions.
 struct Mutation {
-  enum class Kind { kPutTask, kDeleteTask, kPutMeta, kDeleteMeta };
+  enum class Kind {
+    kPutTask,
+    kPutTaskState,
+    kDeleteTask,
+    kPutMeta,
+    kDeleteMeta
+  };
 
   // Stores `task` under task.id() (which must be non-empty), replacing any
-  // previous record of that id.
+  // previous record of that id, its payload included.
   static Mutation PutTask(v1::Task task);
+  // Stores a new state of a task stored by PutTask, keeping its stored
+  // payload (`task`'s own payload is ignored): a state change writes only
+  // the small record, not the payload again. A store may keep the payload
+  // apart from the record for that (RocksDbStorage does).
+  static Mutation PutTaskState(v1::Task task);
   // Removes the task `id`; removing a missing task is not an error.
   static Mutation DeleteTask(std::string id);
   // Stores `value` under the non-empty meta `key` (e.g. the last event
@@ -62,7 +73,7 @@ struct Mutation {
 
   Kind kind = Kind::kPutTask;
   std::string key;    // task id or meta key
-  v1::Task task;      // kPutTask only
+  v1::Task task;      // kPutTask and kPutTaskState only
   std::string value;  // kPutMeta only
 };
 

@@ -135,6 +135,30 @@ TEST_P(StorageConformanceTest, PutOverwritesAndDeleteRemoves) {
   EXPECT_EQ(state.tasks[0].result(), "ok");
 }
 
+// A state change writes the small record only; the payload stored by
+// PutTask stays, until the task is deleted.
+TEST_P(StorageConformanceTest, PutTaskStateKeepsThePayload) {
+  const v1::Task submitted = MakeTask("k", 300);
+  Append({Mutation::PutTask(submitted), Mutation::PutTask(MakeTask("l", 10))});
+  v1::Task running = submitted;
+  running.set_state(v1::TASK_STATE_RUNNING);
+  running.mutable_spec()->clear_payload();
+  Append({Mutation::PutTaskState(running)});
+  running.set_attempt(2);
+  running.mutable_spec()->set_payload("ignored");
+  Append({Mutation::PutTaskState(running)});
+
+  StoredState state = Read();
+  ASSERT_EQ(Ids(state), (std::vector<std::string>{"k", "l"}));
+  EXPECT_EQ(state.tasks[0].state(), v1::TASK_STATE_RUNNING);
+  EXPECT_EQ(state.tasks[0].attempt(), 2);
+  EXPECT_EQ(state.tasks[0].spec().payload(), submitted.spec().payload());
+
+  Append({Mutation::DeleteTask("k")});
+  EXPECT_EQ(Ids(Read()), (std::vector<std::string>{"l"}));
+  EXPECT_EQ(storage_->stats().quarantined, 0u);  // nothing left behind
+}
+
 TEST_P(StorageConformanceTest, MutationsInOneBatchApplyInOrder) {
   Append({Mutation::PutTask(MakeTask("x")), Mutation::DeleteTask("x"),
           Mutation::PutMeta("k", "1"), Mutation::PutMeta("k", "2"),

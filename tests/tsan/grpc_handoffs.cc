@@ -1,0 +1,114 @@
+// Hand-offs through a gRPC completion queue, for tsan_selftest:
+//
+//   grpc_handoffs <alarm|call>
+//
+// A thread polling the queue starts first; then this thread writes a plain
+// int and starts an operation whose tag the poller receives, and the poller
+// reads the int. Only the queue orders the two accesses: under the tsan
+// build TSan must report nothing; with TASKD_TSAN_ANNOTATE=0 it must
+// report the race. Exits 0 when the poller saw the value.
+#include <grpcpp/alarm.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <thread>
+
+namespace {
+
+constexpr int kValue = 42;
+
+// Polls `cq` for one tag and returns what it read of `value` then.
+class Poller {
+ public:
+  Poller(grpc::CompletionQueue* cq, const int* value)
+      : thread_([this, cq, value] {
+          void* tag = nullptr;
+          bool ok = false;
+          if (cq->Next(&tag, &ok)) seen_ = *value;
+        }) {}
+  int Join() {
+    thread_.join();
+    return seen_;
+  }
+
+ private:
+  int seen_ = -1;
+  std::thread thread_;
+};
+
+void Drain(grpc::CompletionQueue* cq) {
+  cq->Shutdown();
+  void* tag = nullptr;
+  bool ok = false;
+  while (cq->Next(&tag, &ok)) {
+  }
+}
+
+// grpc::Alarm: its start (begin_op in libgrpc++) orders the write.
+bool AlarmHandOff() {
+  grpc::CompletionQueue cq;
+  int value = 0;
+  Poller poller(&cq, &value);
+  value = kValue;
+  grpc::Alarm alarm;
+  alarm.Set(&cq, std::chrono::system_clock::now(), &alarm);
+  const int seen = poller.Join();
+  Drain(&cq);
+  return seen == kValue;
+}
+
+// A call batch (grpc_call_start_batch): a unary call to a socket nobody
+// listens on fails at once with UNAVAILABLE, its Finish tag on the queue.
+bool CallHandOff() {
+  grpc::CompletionQueue cq;
+  int value = 0;
+  Poller poller(&cq, &value);
+  auto channel = grpc::CreateChannel("unix:/nonexistent/taskd-tsan-selftest",
+                                     grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(60));
+  grpc::ByteBuffer request;
+  grpc::ByteBuffer response;
+  grpc::Status status;
+  std::unique_ptr<grpc::GenericClientAsyncResponseReader> call =
+      stub.PrepareUnaryCall(&context, "/taskd.tsan.SelfTest/Call", request,
+                            &cq);
+  value = kValue;  // before the batches whose tags reach the poller
+  call->StartCall();
+  call->Finish(&response, &status, &status);
+  const int seen = poller.Join();
+  Drain(&cq);
+  if (status.ok()) {
+    std::fprintf(stderr, "call: unexpectedly succeeded\n");
+    return false;
+  }
+  return seen == kValue;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc == 2 && std::strcmp(argv[1], "--list") == 0) {
+    std::printf("alarm\ncall\n");
+    return 0;
+  }
+  bool ok;
+  if (argc == 2 && std::strcmp(argv[1], "alarm") == 0) {
+    ok = AlarmHandOff();
+  } else if (argc == 2 && std::strcmp(argv[1], "call") == 0) {
+    ok = CallHandOff();
+  } else {
+    std::fprintf(stderr, "usage: %s --list | alarm | call\n", argv[0]);
+    return 2;
+  }
+  if (ok) return 0;
+  std::fprintf(stderr, "%s: the poller saw a wrong value\n", argv[1]);
+  return 1;
+}

@@ -1,0 +1,311 @@
+// Hand-offs through abseil's synchronisation, for tsan_selftest:
+//
+//   guarded_handoffs <scenario>
+//
+// Each scenario passes plain (non-atomic) data from one thread to another
+// through one abseil primitive. The reader thread starts before the data is
+// written, so nothing but the primitive orders the two accesses. Under the
+// tsan build TSan must report nothing (the interposer tells it about the
+// primitive); with TASKD_TSAN_ANNOTATE=0 it must report a race (which proves
+// the scenario would catch a missing annotation). Exits 0 when the reader
+// saw the value, 1 on a wrong value, 2 on an unknown scenario.
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <thread>
+
+#include "absl/synchronization/blocking_counter.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+
+namespace {
+
+constexpr int kValue = 42;
+
+// The datum handed over; deliberately not atomic and not guarded.
+struct Plain {
+  int value = 0;
+};
+
+// Two threads each add 1000 under the mutex, one with Lock, one with TryLock.
+bool MutexCounter() {
+  absl::Mutex mu;
+  int counter = 0;
+  std::thread locker([&] {
+    for (int i = 0; i < 1000; ++i) {
+      absl::MutexLock lock(&mu);
+      ++counter;
+    }
+  });
+  std::thread try_locker([&] {
+    for (int i = 0; i < 1000; ++i) {
+      while (!mu.TryLock()) std::this_thread::yield();
+      ++counter;
+      mu.Unlock();
+    }
+  });
+  locker.join();
+  try_locker.join();
+  return counter == 2000;
+}
+
+// Runs `reader` on a new thread, then `writer` on this one; true when the
+// reader saw kValue.
+bool HandOff(const std::function<void(Plain&)>& writer,
+             const std::function<int(Plain&)>& reader) {
+  Plain plain;
+  int seen = 0;
+  std::thread reading([&] { seen = reader(plain); });
+  writer(plain);
+  reading.join();
+  return seen == kValue;
+}
+
+bool CondVarWait() {
+  absl::Mutex mu;
+  absl::CondVar cv;
+  bool ready = false;
+  return HandOff(
+      [&](Plain& p) {
+        p.value = kValue;
+        absl::MutexLock lock(&mu);
+        ready = true;
+        cv.Signal();
+      },
+      [&](Plain& p) {
+        {
+          absl::MutexLock lock(&mu);
+          while (!ready) cv.Wait(&mu);
+        }
+        return p.value;
+      });
+}
+
+bool CondVarWaitWithTimeout() {
+  absl::Mutex mu;
+  absl::CondVar cv;
+  bool ready = false;
+  return HandOff(
+      [&](Plain& p) {
+        p.value = kValue;
+        absl::MutexLock lock(&mu);
+        ready = true;
+        cv.SignalAll();
+      },
+      [&](Plain& p) {
+        {
+          absl::MutexLock lock(&mu);
+          while (!ready) cv.WaitWithTimeout(&mu, absl::Hours(1));
+        }
+        return p.value;
+      });
+}
+
+bool LockWhen() {
+  absl::Mutex mu;
+  bool ready = false;
+  return HandOff(
+      [&](Plain& p) {
+        p.value = kValue;
+        absl::MutexLock lock(&mu);
+        ready = true;
+      },
+      [&](Plain& p) {
+        mu.LockWhen(absl::Condition(&ready));
+        mu.Unlock();
+        return p.value;
+      });
+}
+
+bool LockWhenWithTimeout() {
+  absl::Mutex mu;
+  bool ready = false;
+  return HandOff(
+      [&](Plain& p) {
+        p.value = kValue;
+        absl::MutexLock lock(&mu);
+        ready = true;
+      },
+      [&](Plain& p) {
+        const bool met = mu.LockWhenWithTimeout(absl::Condition(&ready),
+                                                absl::Hours(1));
+        mu.Unlock();
+        return met ? p.value : -1;
+      });
+}
+
+bool Await() {
+  absl::Mutex mu;
+  bool ready = false;
+  return HandOff(
+      [&](Plain& p) {
+        p.value = kValue;
+        absl::MutexLock lock(&mu);
+        ready = true;
+      },
+      [&](Plain& p) {
+        {
+          absl::MutexLock lock(&mu);
+          mu.Await(absl::Condition(&ready));
+        }
+        return p.value;
+      });
+}
+
+// AwaitWithTimeout calls AwaitWithDeadline inside abseil: the nested call
+// must not annotate twice.
+bool AwaitWithTimeout() {
+  absl::Mutex mu;
+  bool ready = false;
+  return HandOff(
+      [&](Plain& p) {
+        p.value = kValue;
+        absl::MutexLock lock(&mu);
+        ready = true;
+      },
+      [&](Plain& p) {
+        bool met;
+        {
+          absl::MutexLock lock(&mu);
+          met = mu.AwaitWithTimeout(absl::Condition(&ready), absl::Hours(1));
+        }
+        return met ? p.value : -1;
+      });
+}
+
+// A reader-mode holder that Awaits: released and retaken in reader mode.
+bool ReaderAwait() {
+  absl::Mutex mu;
+  bool ready = false;
+  return HandOff(
+      [&](Plain& p) {
+        absl::MutexLock lock(&mu);
+        p.value = kValue;
+        ready = true;
+      },
+      [&](Plain& p) {
+        absl::ReaderMutexLock lock(&mu);
+        mu.Await(absl::Condition(&ready));
+        return p.value;
+      });
+}
+
+bool ReaderLockWhen() {
+  absl::Mutex mu;
+  bool ready = false;
+  return HandOff(
+      [&](Plain& p) {
+        p.value = kValue;
+        absl::MutexLock lock(&mu);
+        ready = true;
+      },
+      [&](Plain& p) {
+        mu.ReaderLockWhen(absl::Condition(&ready));
+        const int seen = p.value;
+        mu.ReaderUnlock();
+        return seen;
+      });
+}
+
+bool NotificationWait() {
+  absl::Notification done;
+  return HandOff(
+      [&](Plain& p) {
+        p.value = kValue;
+        done.Notify();
+      },
+      [&](Plain& p) {
+        done.WaitForNotification();
+        return p.value;
+      });
+}
+
+bool NotificationWaitWithTimeout() {
+  absl::Notification done;
+  return HandOff(
+      [&](Plain& p) {
+        p.value = kValue;
+        done.Notify();
+      },
+      [&](Plain& p) {
+        return done.WaitForNotificationWithTimeout(absl::Hours(1)) ? p.value
+                                                                   : -1;
+      });
+}
+
+// HasBeenNotified is inline (an acquire load in the caller's code): it
+// pairs with the release the interposer makes on the same flag in Notify.
+bool NotificationPoll() {
+  absl::Notification done;
+  return HandOff(
+      [&](Plain& p) {
+        p.value = kValue;
+        done.Notify();
+      },
+      [&](Plain& p) {
+        while (!done.HasBeenNotified()) std::this_thread::yield();
+        return p.value;
+      });
+}
+
+// Both decrements (the first one is an atomic inside abseil only) happen
+// before Wait returns.
+bool BlockingCounterWait() {
+  absl::BlockingCounter pending(2);
+  int first = 0;
+  int second = 0;
+  int seen = 0;
+  std::thread waiter([&] {
+    pending.Wait();
+    seen = first + second;
+  });
+  std::thread other([&] {
+    second = kValue - 1;
+    pending.DecrementCount();
+  });
+  first = 1;
+  pending.DecrementCount();
+  other.join();
+  waiter.join();
+  return seen == kValue;
+}
+
+struct Scenario {
+  const char* name;
+  bool (*run)();
+};
+
+constexpr Scenario kScenarios[] = {
+    {"mutex", MutexCounter},
+    {"condvar", CondVarWait},
+    {"condvar_timeout", CondVarWaitWithTimeout},
+    {"lock_when", LockWhen},
+    {"lock_when_timeout", LockWhenWithTimeout},
+    {"await", Await},
+    {"await_timeout", AwaitWithTimeout},
+    {"reader_await", ReaderAwait},
+    {"reader_lock_when", ReaderLockWhen},
+    {"notification", NotificationWait},
+    {"notification_timeout", NotificationWaitWithTimeout},
+    {"notification_poll", NotificationPoll},
+    {"blocking_counter", BlockingCounterWait},
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc == 2 && std::strcmp(argv[1], "--list") == 0) {
+    for (const Scenario& s : kScenarios) std::printf("%s\n", s.name);
+    return 0;
+  }
+  for (const Scenario& s : kScenarios) {
+    if (argc == 2 && std::strcmp(argv[1], s.name) == 0) {
+      if (s.run()) return 0;
+      std::fprintf(stderr, "%s: the reader saw a wrong value\n", s.name);
+      return 1;
+    }
+  }
+  std::fprintf(stderr, "usage: %s --list | <scenario>\n", argv[0]);
+  return 2;
+}

@@ -178,6 +178,9 @@ def json_lines(peer: str, info: Dict[str, object],
         us = per_task_us(record, f"{key}_cpu_s")
         if us is not None and not (key == "worker" and row.startswith("submit")):
             base[f"{key}_cpu_us_per_task"] = us
+    for key in ("mean_ms", "max_ms"):  # round trips
+        if key in record:
+            base[key] = record[key]
     notes = {"how": record.get("how"), "version": info.get("version"), "bench": "peers"}
     lines = [{"row": row, "mode": peer, "value": value, "unit": unit, **base, **notes}]
     cpu_row = {pc.SUBMIT_IN_FLIGHT: pc.CPU_SUBMIT, pc.E2E_IN_FLIGHT: pc.CPU_E2E}.get(row)

@@ -283,7 +283,10 @@ async function runDriver() {
     const pct = (q) => samples[Math.min(samples.length, Math.max(1, Math.ceil((q / 100) * samples.length))) - 1];
     for (const [figure, q] of [['rtt_p50', 50], ['rtt_p99', 99]]) {
       const record = { figure, n: ROUNDTRIPS, done: samples.length, seconds, how: 'Queue.add + job.waitUntilFinished', ...cpu };
-      if (samples.length) record.value = pct(q);
+      if (samples.length) {
+        Object.assign(record, { value: pct(q), mean_ms: samples.reduce((a, b) => a + b, 0) / samples.length,
+          max_ms: samples[samples.length - 1] });
+      }
       emit(record);
     }
   } finally {

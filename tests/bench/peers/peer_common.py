@@ -168,7 +168,8 @@ def emit_roundtrips(meter: CpuMeter, how: str, count: int, deadline_s: float,
         record: Dict[str, object] = {"figure": figure, "n": count, "done": len(samples),
                                      "seconds": seconds, "how": how}
         if samples:
-            record["value"] = percentile(samples, q)
+            record.update(value=percentile(samples, q), mean_ms=sum(samples) / len(samples),
+                          max_ms=samples[-1])
         record.update(cpu)
         emit(record)
 

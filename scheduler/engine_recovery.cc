@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "scheduler/engine.h"
@@ -61,6 +62,11 @@ absl::StatusOr<RecoveryStats> EngineImpl::Recover(Storage& storage) {
       // Refused before anything is indexed: the store sets it aside.
       return absl::DataLossError(
           absl::StrCat("stored task ", task.id(), " has no valid state"));
+    }
+    if (!TaskKeyOf(task.id())) {
+      return absl::DataLossError(
+          absl::StrCat("stored task \"", absl::CHexEscape(task.id()),
+                       "\" has no valid task id"));
     }
     lease_epoch_floor =
         std::max(lease_epoch_floor, (task.lease_id() >> kEpochShift) + 1);

@@ -24,15 +24,23 @@ TaskIdGenerator::TaskIdGenerator(uint64_t seed) {
   }
 }
 
-void TaskIdGenerator::AdvancePast(absl::string_view id) {
-  if (id.size() != 26) return;
-  uint64_t hi = 0, lo = 0;  // 130 bits, as Next() lays them out
+std::optional<TaskKey> TaskKeyOf(absl::string_view id) {
+  if (id.size() != 26) return std::nullopt;
+  TaskKey key;  // 130 bits, as Next() lays them out; the top two are zero
   for (char c : id) {
     const char* at = std::strchr(kAlphabet, c);
-    if (c == '\0' || at == nullptr) return;
-    hi = (hi << 5) | (lo >> 59);
-    lo = (lo << 5) | static_cast<uint64_t>(at - kAlphabet);
+    if (c == '\0' || at == nullptr) return std::nullopt;
+    if ((key.hi >> 59) != 0) return std::nullopt;  // past 128 bits
+    key.hi = (key.hi << 5) | (key.lo >> 59);
+    key.lo = (key.lo << 5) | static_cast<uint64_t>(at - kAlphabet);
   }
+  return key;
+}
+
+void TaskIdGenerator::AdvancePast(absl::string_view id) {
+  const std::optional<TaskKey> key = TaskKeyOf(id);
+  if (!key) return;
+  const uint64_t hi = key->hi, lo = key->lo;
   const uint64_t ms = hi >> 16;
   const uint64_t counter_hi = hi & 0xffff;
   absl::MutexLock lock(&mu_);

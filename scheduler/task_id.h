@@ -8,13 +8,37 @@
 #define TASKD_SCHEDULER_TASK_ID_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <tuple>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
 namespace taskd {
+
+// A task id as its 128 bits: 16 bytes instead of a 26-character string,
+// ordered as the ids are (fixed length, alphabet in value order).
+struct TaskKey {
+  uint64_t hi = 0;
+  uint64_t lo = 0;
+  friend bool operator==(const TaskKey& a, const TaskKey& b) {
+    return a.hi == b.hi && a.lo == b.lo;
+  }
+  friend bool operator<(const TaskKey& a, const TaskKey& b) {
+    return std::tie(a.hi, a.lo) < std::tie(b.hi, b.lo);
+  }
+  template <typename H>
+  friend H AbslHashValue(H h, const TaskKey& k) {
+    return H::combine(std::move(h), k.hi, k.lo);
+  }
+};
+
+// The key of `id`, or nullopt when `id` is not 26 digits of Crockford base32
+// worth at most 128 bits (no generator makes such an id).
+std::optional<TaskKey> TaskKeyOf(absl::string_view id);
 
 class TaskIdGenerator {
  public:

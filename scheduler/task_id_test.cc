@@ -140,3 +140,35 @@ TEST(TaskIdTest, AdvancePastContinuesAboveRecoveredIds) {
 
 }  // namespace
 }  // namespace taskd
+
+namespace taskd {
+namespace {
+
+// Keys order as their ids do, so an index on keys pages like one on ids.
+TEST(TaskKeyTest, KeysOrderAsIdsAndRejectWhatNoGeneratorMakes) {
+  TaskIdGenerator a(7), b(1234567);
+  std::vector<std::string> ids;
+  const absl::Time t0 = absl::FromUnixMillis(1'700'000'000'000);
+  for (int i = 0; i < 200; ++i) {
+    ids.push_back(a.Next(t0 + absl::Milliseconds(i % 3)));
+    ids.push_back(b.Next(t0 + absl::Milliseconds(i % 5)));
+  }
+  ids.push_back("00000000000000000000000000");
+  ids.push_back("7ZZZZZZZZZZZZZZZZZZZZZZZZZ");  // the largest 128-bit id
+  for (size_t i = 0; i < ids.size(); ++i) {
+    auto ki = TaskKeyOf(ids[i]);
+    ASSERT_TRUE(ki.has_value()) << ids[i];
+    for (size_t j = 0; j < ids.size(); j += 7) {
+      auto kj = TaskKeyOf(ids[j]);
+      EXPECT_EQ(ids[i] < ids[j], *ki < *kj) << ids[i] << " " << ids[j];
+      EXPECT_EQ(ids[i] == ids[j], *ki == *kj);
+    }
+  }
+  EXPECT_FALSE(TaskKeyOf("80000000000000000000000000"));  // 129 bits
+  EXPECT_FALSE(TaskKeyOf("0000000000000000000000000"));   // 25 digits
+  EXPECT_FALSE(TaskKeyOf("0000000000000000000000000U"));  // not Crockford
+  EXPECT_FALSE(TaskKeyOf(std::string(26, '\0')));
+}
+
+}  // namespace
+}  // namespace taskd

@@ -22,27 +22,30 @@ void TaskStore::Shard::Count(const v1::Task& t, int delta) {
 }
 
 bool TaskStore::Contains(const std::string& id) const {
-  Shard& shard = ShardFor(id);
-  absl::MutexLock lock(&shard.mu);
-  return shard.tasks.contains(id);
+  return MutateTask(id, [](TaskRecord&) {});
 }
 
-void TaskStore::Insert(std::unique_ptr<TaskRecord> record,
+bool TaskStore::Insert(std::unique_ptr<TaskRecord> record,
                        const std::function<void(TaskRecord&)>& fn) {
-  Shard& shard = ShardFor(record->task.id());
+  const std::optional<TaskKey> key = TaskKeyOf(record->task.id());
+  if (!key) return false;
+  Shard& shard = ShardFor(*key);
   absl::MutexLock lock(&shard.mu);
   TaskRecord& r = *record;
-  shard.tasks.emplace(r.task.id(), std::move(record));
+  shard.tasks.emplace(*key, std::move(record));
   shard.Count(r.task, +1);
   size_.fetch_add(1);
   if (fn) fn(r);
+  return true;
 }
 
 std::unique_ptr<TaskRecord> TaskStore::EraseUnless(
     const std::string& id, const std::function<bool(const TaskRecord&)>& keep) {
-  Shard& shard = ShardFor(id);
+  const std::optional<TaskKey> key = TaskKeyOf(id);
+  if (!key) return nullptr;
+  Shard& shard = ShardFor(*key);
   absl::MutexLock lock(&shard.mu);
-  auto it = shard.tasks.find(id);
+  auto it = shard.tasks.find(*key);
   if (it == shard.tasks.end() || keep(*it->second)) return nullptr;
   std::unique_ptr<TaskRecord> out = std::move(it->second);
   shard.Count(out->task, -1);
@@ -52,7 +55,7 @@ std::unique_ptr<TaskRecord> TaskStore::EraseUnless(
 }
 
 void TaskStore::SetState(TaskRecord& r, v1::TaskState to) const {
-  Shard& shard = ShardFor(r.task.id());
+  Shard& shard = ShardFor(*TaskKeyOf(r.task.id()));  // stored: it has a key
   shard.mu.AssertHeld();  // by the MutateTask/Insert running this
   shard.Count(r.task, -1);
   r.task.set_state(to);
@@ -88,13 +91,21 @@ std::vector<std::string> TaskStore::IdsAfter(
     const std::string& after, size_t limit_per_shard,
     const std::function<bool(const TaskRecord&)>& match) const {
   std::vector<std::string> ids;
+  // Every stored id is above "" and below an id with no key (which is made
+  // of valid digits only when it is past 128 bits).
+  std::optional<TaskKey> from;
+  if (!after.empty()) {
+    from = TaskKeyOf(after);
+    if (!from) return ids;
+  }
   for (const auto& shard : shards_) {
     absl::MutexLock lock(&shard->mu);
     size_t taken = 0;
-    for (auto it = shard->tasks.upper_bound(after);
+    for (auto it = from ? shard->tasks.upper_bound(*from)
+                        : shard->tasks.begin();
          it != shard->tasks.end() && taken < limit_per_shard; ++it) {
       if (!match(*it->second)) continue;
-      ids.push_back(it->first);
+      ids.push_back(it->second->task.id());
       ++taken;
     }
   }

@@ -23,11 +23,13 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/hash/hash.h"
 #include "absl/synchronization/mutex.h"
@@ -35,6 +37,7 @@
 #include "api/taskd/v1/taskd.pb.h"
 #include "scheduler/engine_metrics.h"
 #include "scheduler/lease.h"
+#include "scheduler/task_id.h"
 
 namespace taskd {
 
@@ -72,9 +75,11 @@ class TaskStore {
   // run) when no task has that id.
   template <class Fn>
   bool MutateTask(const std::string& id, Fn&& fn) const {
-    Shard& shard = ShardFor(id);
+    const std::optional<TaskKey> key = TaskKeyOf(id);
+    if (!key) return false;  // not an id any task could have
+    Shard& shard = ShardFor(*key);
     absl::MutexLock lock(&shard.mu);
-    auto it = shard.tasks.find(id);
+    auto it = shard.tasks.find(*key);
     if (it == shard.tasks.end()) return false;
     fn(*it->second);
     return true;
@@ -88,7 +93,8 @@ class TaskStore {
 
   // Stores `record` (its id must be new), then runs `fn(record)` under the
   // same lock: the record is visible to others only with fn's changes made.
-  void Insert(std::unique_ptr<TaskRecord> record,
+  // False (nothing stored) when the id is not one TaskKeyOf accepts.
+  bool Insert(std::unique_ptr<TaskRecord> record,
               const std::function<void(TaskRecord&)>& fn);
   // Removes task `id` if `keep` (run under the lock) says false; returns the
   // removed record, or nullptr.
@@ -115,15 +121,17 @@ class TaskStore {
  private:
   struct Shard {
     mutable absl::Mutex mu;
-    // Ordered by id (= creation time) for ListTasks paging.
-    std::map<std::string, std::unique_ptr<TaskRecord>> tasks
+    // Ordered by id (= creation time) for ListTasks paging; keyed by the
+    // id's 16 bytes in a B-tree (about 30 bytes an entry, where a std::map
+    // on string ids took about 120).
+    absl::btree_map<TaskKey, std::unique_ptr<TaskRecord>> tasks
         ABSL_GUARDED_BY(mu);
     absl::flat_hash_map<std::string, StateCounts> counts ABSL_GUARDED_BY(mu);
     void Count(const v1::Task& t, int delta) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   };
 
-  Shard& ShardFor(const std::string& id) const {
-    return *shards_[absl::Hash<std::string>{}(id) % shards_.size()];
+  Shard& ShardFor(const TaskKey& key) const {
+    return *shards_[absl::Hash<TaskKey>{}(key) % shards_.size()];
   }
 
   std::vector<std::unique_ptr<Shard>> shards_;

@@ -1,19 +1,32 @@
 #include "scheduler/task_store.h"
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "scheduler/task_id.h"
 
 namespace taskd {
 namespace {
+
+// Task ids as a generator makes them, by a short name for the test.
+std::string Id(const std::string& name) {
+  static TaskIdGenerator ids(42);
+  static auto* by_name = new std::map<std::string, std::string>();
+  auto [it, added] = by_name->try_emplace(name);
+  if (added) it->second = ids.Next(absl::FromUnixSeconds(1000));
+  return it->second;
+}
 
 std::unique_ptr<TaskRecord> Record(const std::string& id,
                                    const std::string& queue,
                                    v1::TaskState state) {
   auto r = std::make_unique<TaskRecord>();
-  r->task.set_id(id);
+  r->task.set_id(Id(id));
   r->task.mutable_spec()->set_queue(queue);
   r->task.set_state(state);
   return r;
@@ -25,17 +38,17 @@ TEST(TaskStoreTest, MutateTaskFindsChangesAndCounts) {
   store.Insert(Record("b", "q", v1::TASK_STATE_PENDING),
                [](TaskRecord& r) { r.ready_seq = 7; });
   EXPECT_EQ(store.size(), 2u);
-  EXPECT_TRUE(store.Contains("a"));
-  EXPECT_FALSE(store.Contains("zz"));
+  EXPECT_TRUE(store.Contains(Id("a")));
+  EXPECT_FALSE(store.Contains(Id("zz")));
 
   bool ran = false;
-  EXPECT_FALSE(store.MutateTask("zz", [&](TaskRecord&) { ran = true; }));
+  EXPECT_FALSE(store.MutateTask(Id("zz"), [&](TaskRecord&) { ran = true; }));
   EXPECT_FALSE(ran);
-  EXPECT_TRUE(store.MutateTask("a", [&](TaskRecord& r) {
+  EXPECT_TRUE(store.MutateTask(Id("a"), [&](TaskRecord& r) {
     store.SetState(r, v1::TASK_STATE_RUNNING);
   }));
   uint64_t seq = 0;
-  EXPECT_TRUE(store.Read("b", [&](const TaskRecord& r) { seq = r.ready_seq; }));
+  EXPECT_TRUE(store.Read(Id("b"), [&](const TaskRecord& r) { seq = r.ready_seq; }));
   EXPECT_EQ(seq, 7u);  // Insert's function ran on the stored record
 
   StateCounts c = store.CountsOf("q");
@@ -48,12 +61,12 @@ TEST(TaskStoreTest, EraseUnlessRemovesAndForgetsIdleQueues) {
   TaskStore store(4);
   store.Insert(Record("a", "q", v1::TASK_STATE_SUCCEEDED), nullptr);
   store.Insert(Record("b", "other", v1::TASK_STATE_PENDING), nullptr);
-  EXPECT_EQ(store.EraseUnless("b", [](const TaskRecord&) { return true; }),
+  EXPECT_EQ(store.EraseUnless(Id("b"), [](const TaskRecord&) { return true; }),
             nullptr);  // kept
-  auto gone = store.EraseUnless("a", [](const TaskRecord&) { return false; });
+  auto gone = store.EraseUnless(Id("a"), [](const TaskRecord&) { return false; });
   ASSERT_NE(gone, nullptr);
-  EXPECT_EQ(gone->task.id(), "a");
-  EXPECT_EQ(store.EraseUnless("a", [](const TaskRecord&) { return false; }),
+  EXPECT_EQ(gone->task.id(), Id("a"));
+  EXPECT_EQ(store.EraseUnless(Id("a"), [](const TaskRecord&) { return false; }),
             nullptr);  // absent
   EXPECT_EQ(store.size(), 1u);
   auto all = store.AllCounts();
@@ -64,18 +77,29 @@ TEST(TaskStoreTest, EraseUnlessRemovesAndForgetsIdleQueues) {
 TEST(TaskStoreTest, IdsAfterPagesInIdOrderAcrossShards) {
   TaskStore store(8);
   for (int i = 0; i < 50; ++i) {
-    char id[8];
-    snprintf(id, sizeof(id), "t%02d", i);
-    store.Insert(Record(id, i % 2 ? "odd" : "even", v1::TASK_STATE_PENDING),
+    store.Insert(Record(absl::StrCat("t", i), i % 2 ? "odd" : "even",
+                        v1::TASK_STATE_PENDING),
                  nullptr);
   }
   auto odd = [](const TaskRecord& r) { return r.task.spec().queue() == "odd"; };
-  std::vector<std::string> page = store.IdsAfter("t10", 3, odd);
+  std::vector<std::string> page = store.IdsAfter(Id("t10"), 3, odd);
   ASSERT_GE(page.size(), 3u);
-  EXPECT_EQ(page[0], "t11");
-  EXPECT_EQ(page[1], "t13");
-  EXPECT_EQ(page[2], "t15");
+  EXPECT_EQ(page[0], Id("t11"));
+  EXPECT_EQ(page[1], Id("t13"));
+  EXPECT_EQ(page[2], Id("t15"));
   EXPECT_EQ(store.IdsAfter("", 1000, odd).size(), 25u);
+  // Past every 128-bit id: nothing.
+  EXPECT_TRUE(store.IdsAfter("ZZZZZZZZZZZZZZZZZZZZZZZZZZ", 1000, odd).empty());
+}
+
+TEST(TaskStoreTest, WhatIsNotATaskIdIsNeverStoredNorFound) {
+  TaskStore store(2);
+  auto bad = Record("x", "q", v1::TASK_STATE_PENDING);
+  bad->task.set_id("not-an-id");
+  EXPECT_FALSE(store.Insert(std::move(bad), nullptr));
+  EXPECT_EQ(store.size(), 0u);
+  EXPECT_FALSE(store.Contains("not-an-id"));
+  EXPECT_FALSE(store.Contains("ZZZZZZZZZZZZZZZZZZZZZZZZZZ"));
 }
 
 }  // namespace

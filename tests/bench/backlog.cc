@@ -3,7 +3,10 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <memory>
+#include <random>
+#include <utility>
 
 #include <grpcpp/client_context.h>
 #include <grpcpp/completion_queue.h>
@@ -23,6 +26,10 @@ namespace {
 // SubmitTasks calls in flight while filling: enough to keep the server busy
 // between one batch's answer and the next batch's arrival.
 constexpr int kFillInFlight = 2;
+// Longest wait from a restart to the server's first answer.
+constexpr absl::Duration kRecoveryLimit = absl::Minutes(2);
+// Seeds the backlog's payloads: the same bytes in every run.
+constexpr uint64_t kPayloadSeed = 12;
 
 struct Fill {
   int64_t queued = 0;
@@ -38,10 +45,16 @@ absl::StatusOr<Fill> FillQueue(const BenchConfig& config,
   if (!channel.ok()) return channel.status();
   std::unique_ptr<v1::TaskService::Stub> stub =
       v1::TaskService::NewStub(*channel);
+  // Random payloads, a different one per task of a batch: storage that
+  // compresses must not get the backlog's bytes for free.
   v1::SubmitTasksRequest batch;
-  const v1::TaskSpec spec = BenchSpec(config.payload_bytes);
   const int64_t per_call = std::min<int64_t>(config.batch, count);
-  for (int64_t i = 0; i < per_call; ++i) *batch.add_tasks() = spec;
+  std::mt19937_64 random(kPayloadSeed);
+  for (int64_t i = 0; i < per_call; ++i) {
+    v1::TaskSpec* spec = batch.add_tasks();
+    *spec = BenchSpec(config.payload_bytes);
+    for (char& c : *spec->mutable_payload()) c = static_cast<char>(random());
+  }
   LoadShape shape;
   shape.calls = (count + per_call - 1) / per_call;
   shape.in_flight = kFillInFlight;
@@ -121,6 +134,21 @@ absl::StatusOr<int64_t> FirstAnswer(const std::string& target,
   return queue.pending();
 }
 
+// Kills `server` with SIGKILL and starts it again on its data; returns the
+// seconds from the restart to its first answer and that answer (pending).
+absl::StatusOr<std::pair<double, int64_t>> KillAndRecover(
+    BenchEnv& env, absl::string_view mode, BenchEnv::Server& server) {
+  absl::StatusOr<int> killed = server.process->Kill(SIGKILL);
+  if (!killed.ok()) return killed.status();
+  const absl::Time restart = absl::Now();
+  if (absl::Status s = env.RestartTaskd(mode, server); !s.ok()) return s;
+  absl::StatusOr<int64_t> pending =
+      FirstAnswer(server.target(), restart + kRecoveryLimit);
+  if (!pending.ok()) return pending.status();
+  return std::make_pair(absl::ToDoubleSeconds(absl::Now() - restart),
+                        *pending);
+}
+
 }  // namespace
 
 absl::StatusOr<BacklogFigures> RunBacklog(BenchEnv& env,
@@ -161,15 +189,11 @@ absl::StatusOr<BacklogFigures> RunBacklog(BenchEnv& env,
     if (!disk.ok()) return disk.status();
     figures.data_dir_bytes = *disk;
 
-    absl::StatusOr<int> killed = server->process->Kill(SIGKILL);
-    if (!killed.ok()) return killed.status();
-    const absl::Time restart = absl::Now();
-    if (absl::Status s = env.RestartTaskd(mode, *server); !s.ok()) return s;
-    absl::StatusOr<int64_t> pending =
-        FirstAnswer(server->target(), restart + absl::Minutes(2));
-    if (!pending.ok()) return pending.status();
-    figures.recovery_seconds = absl::ToDoubleSeconds(absl::Now() - restart);
-    figures.recovered_pending = *pending;
+    absl::StatusOr<std::pair<double, int64_t>> recovered =
+        KillAndRecover(env, mode, *server);
+    if (!recovered.ok()) return recovered.status();
+    figures.recovery_seconds = recovered->first;
+    figures.recovered_pending = recovered->second;
     figures.recovery_log = server->process->LastLineContaining("recovered");
     rss = ProcessRssBytes(server->pid());
     if (rss.ok()) figures.rss_recovered = *rss;
@@ -182,6 +206,10 @@ absl::StatusOr<BacklogFigures> RunBacklog(BenchEnv& env,
   absl::StatusOr<Fill> fill =
       FillQueue(config, small->target(), dispatch_tasks, config.run_limit);
   if (!fill.ok()) return fill.status();
+  // Recovered like the backlog, so that only the backlog's size differs.
+  absl::StatusOr<std::pair<double, int64_t>> recovered =
+      KillAndRecover(env, mode, *small);
+  if (!recovered.ok()) return recovered.status();
   figures.dispatch_small = Dispatch(config, small->target(),
                                     std::min(dispatch_tasks, fill->queued));
   return figures;

@@ -1,5 +1,5 @@
 // taskd_bench's backlog rows: a large queue of pending tasks (1M by
-// default, 16-byte payloads, submitted in batches) and what it costs —
+// default, random 16-byte payloads, submitted in batches) and what it costs —
 // server RSS and bytes per task beyond the payload, bytes on disk, the
 // recovery after kill -9, and how fast a worker gets the front of it
 // compared with a server holding only the tasks it pulls.
@@ -22,9 +22,9 @@
 namespace taskd::bench {
 
 // One dispatch measurement: a worker (BenchConfig::worker_concurrency)
-// started on a server with tasks already queued runs the first `tasks` of
-// them; rate = tasks / (worker start to the last one SUCCEEDED on the
-// server).
+// started on a server just recovered (kill -9, restart) with tasks queued
+// runs the first `tasks` of them; rate = tasks / (worker start to the last
+// one SUCCEEDED on the server).
 struct DispatchFigures {
   int64_t tasks = 0;  // run (fewer when time ran out)
   double rate = NAN;  // tasks per second
@@ -56,7 +56,8 @@ struct BacklogFigures {
 // Runs the whole sequence on fresh servers in `mode` (a durable mode):
 // queue `queued` tasks within `fill_limit`, measure, kill -9, restart on the
 // same data, measure, dispatch `dispatch_tasks` of the backlog; then the
-// same dispatch on a fresh server holding only `dispatch_tasks`.
+// same on a fresh server holding only `dispatch_tasks` (queued, killed,
+// recovered, dispatched).
 absl::StatusOr<BacklogFigures> RunBacklog(BenchEnv& env,
                                           absl::string_view mode,
                                           int64_t queued,

@@ -38,6 +38,15 @@ const char* ShapeKey(Shape shape) {
 }
 
 
+// ", other processes 12 % of the CPUs" when they used any.
+std::string OthersNote(const RunFigures& run) {
+  if (!std::isfinite(run.others_cpu_share) || run.others_cpu_share < 0.005) {
+    return "";
+  }
+  return absl::StrCat(", other processes ",
+                      FormatNumber(run.others_cpu_share * 100), " % of the CPUs");
+}
+
 }  // namespace
 
 bool BenchRuns::Check(const absl::Status& status, const std::string& what) {
@@ -55,7 +64,7 @@ void BenchRuns::RunBaselinePass(const MessageSizes& sizes, int pass) {
     if (!Check(run.status(), what)) continue;
     Progress(absl::StrCat(what, ": ", FormatNumber(run->rate), " tasks/s, ",
                           FormatNumber(run->cpu_us_per_task, 1),
-                          " server CPU us per task"));
+                          " server CPU us per task", OthersNote(*run)));
     baseline_[ShapeKey(shape)].push_back(*std::move(run));
   }
 }
@@ -68,7 +77,8 @@ void BenchRuns::RunSubmits(const std::string& mode) {
     if (!Check(run.status(), what)) continue;
     Progress(absl::StrCat(what, ": ", FormatNumber(run->rate), " tasks/s, ",
                           FormatNumber(run->cpu_us_per_task, 1),
-                          " server CPU us per task, ", run->errors, " errors"));
+                          " server CPU us per task, ", run->errors, " errors",
+                          OthersNote(*run)));
     runs_[absl::StrCat("submit/", ShapeKey(shape), "/", mode)] =
         *std::move(run);
   }
@@ -82,7 +92,8 @@ void BenchRuns::RunEndToEnds(const std::string& mode) {
     if (!Check(run.status(), what)) continue;
     Progress(absl::StrCat(what, ": ", FormatNumber(run->rate), " tasks/s, ",
                           FormatNumber(run->cpu_us_per_task, 1),
-                          " server CPU us per task, ", run->errors, " errors"));
+                          " server CPU us per task, ", run->errors, " errors",
+                          OthersNote(*run)));
     runs_[absl::StrCat("e2e/", ShapeKey(shape), "/", mode)] = *std::move(run);
   }
 }
@@ -93,7 +104,7 @@ void BenchRuns::RunLatency(const std::string& mode) {
   if (!Check(run.status(), what)) return;
   Progress(absl::StrCat(what, ": p50 ", FormatNumber(run->p50_us / 1000, 3),
                         " ms, p99 ", FormatNumber(run->p99_us / 1000, 3),
-                        " ms, ", run->errors, " errors"));
+                        " ms, ", run->errors, " errors", OthersNote(*run)));
   runs_[absl::StrCat("rtt/1/", mode)] = *std::move(run);
 }
 
@@ -107,6 +118,9 @@ Figure& BenchRuns::AddRun(const std::string& row, const std::string& mode,
   f.time_limited = run.time_limited;
   f.seconds = run.seconds;
   f.extra = run.extra;
+  if (std::isfinite(run.others_cpu_share)) {
+    f.extra.push_back({kOthersCpuShare, run.others_cpu_share});
+  }
   return f;
 }
 
@@ -156,6 +170,11 @@ void BenchRuns::AddCallFigures(const std::vector<std::string>& modes) {
     f.extra.clear();
     reference[b.row] = BaselineMean(b.shape, b.get, &f);
     f.value = reference[b.row].value_or(NAN);
+    const std::optional<double> others = BaselineMean(
+        b.shape, [](const RunFigures& r) { return r.others_cpu_share; });
+    if (others.has_value() && std::isfinite(*others)) {
+      f.extra.push_back({kOthersCpuShare, *others});
+    }
     f.notes.push_back(
         {"what", "echo_server, one CQ thread, same message sizes"});
   }
@@ -230,7 +249,8 @@ void BenchRuns::RunHeld(const std::string& mode) {
     Progress(absl::StrCat(
         what, ": ", FormatNumber(held->rss_bytes_per_call), " bytes per call, ",
         held->held, " of ", calls, " registered in ",
-        FormatNumber(held->register_seconds, 2), " s",
+        FormatNumber(held->register_seconds, 2), " s (opened by the client in ",
+        FormatNumber(held->start_seconds, 2), " s)",
         held->error.empty() ? "" : absl::StrCat(" (", held->error, ")")));
     RunFigures run;
     run.n = held->held;
@@ -240,12 +260,14 @@ void BenchRuns::RunHeld(const std::string& mode) {
     run.seconds = held->register_seconds;
     Figure& bytes = AddRun(absl::StrCat(k.row, "_bytes"), figure_mode,
                            held->rss_bytes_per_call, "bytes/call", run);
-    bytes.extra = {{"rss_before", static_cast<double>(held->rss_before)},
+    bytes.extra = {{"client_start_s", held->start_seconds},
+                   {"rss_before", static_cast<double>(held->rss_before)},
                    {"rss_after", static_cast<double>(held->rss_after)},
                    {"channels", static_cast<double>(held->channels)},
                    {"requested", static_cast<double>(held->requested)}};
     Figure& seconds = AddRun(absl::StrCat(k.row, "_register_s"), figure_mode,
                              held->register_seconds, "s", run);
+    seconds.extra = {{"client_start_s", held->start_seconds}};
     if (k.kind == HeldKind::kEchoIdle) {
       idle_bytes = held->rss_bytes_per_call;
       idle_seconds = held->register_seconds;

@@ -31,7 +31,8 @@ QUEUED_ROWS = ["queued_fill", "queued_rss", "queued_bytes_per_task",
 # Rows of the metrics on/off mode (--metrics_mode).
 METRICS_ROWS = ["metrics_on_rate", "metrics_off_rate", "metrics_on_cpu_us",
                 "metrics_off_cpu_us"]
-# Rows compared with a reference carry a ratio.
+# Rows compared with a reference name it (and carry a ratio unless the
+# reference is 0, e.g. CPU time below /proc's 10 ms tick in a --quick run).
 WITH_RATIO = set(MODE_ROWS) | {"held_stream_bytes", "held_await_bytes",
                                "dispatch_backlog", "metrics_on_rate",
                                "metrics_on_cpu_us"}
@@ -84,9 +85,13 @@ def main():
         if not isinstance(value, (int, float)) or not math.isfinite(value):
             problems.append(f"row {row} ({mode}) has no numeric value: "
                             f"{value!r}")
-        if mode != "null_rpc" and row in WITH_RATIO and \
-                not isinstance(figure.get("ratio"), (int, float)):
-            problems.append(f"row {row} ({mode}) has no ratio")
+        if mode != "null_rpc" and row in WITH_RATIO:
+            reference = figure.get("reference")
+            if not isinstance(reference, (int, float)):
+                problems.append(f"row {row} ({mode}) has no reference")
+            elif reference != 0 and \
+                    not isinstance(figure.get("ratio"), (int, float)):
+                problems.append(f"row {row} ({mode}) has no ratio")
 
     for problem in problems:
         print(f"check_bench_output: {problem}")

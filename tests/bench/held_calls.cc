@@ -217,6 +217,7 @@ absl::StatusOr<HeldFigures> RunHeldCalls(BenchEnv& env, HeldKind kind,
   for (int64_t i = 0; i < calls && absl::Now() < deadline; ++i) {
     held.push_back(start(static_cast<int>(i % channels), cq.get()));
   }
+  figures.start_seconds = absl::ToDoubleSeconds(absl::Now() - begin);
   const int64_t target = *open_before + static_cast<int64_t>(held.size());
   while (true) {
     absl::StatusOr<int64_t> now_open = open();

@@ -33,6 +33,7 @@ struct HeldFigures {
   int64_t requested = 0;  // calls opened
   int64_t held = 0;       // calls the server reported open at the end
   bool complete = false;  // held reached requested within the limit
+  double start_seconds = NAN;     // this client's time to open them all
   double register_seconds = NAN;  // first call opened to all registered
   int64_t rss_before = 0;  // server RSS with the connections open, no calls
   int64_t rss_after = 0;   // ... with the calls held

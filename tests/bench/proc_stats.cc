@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -13,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
 
 namespace taskd::bench {
 namespace {
@@ -47,6 +50,40 @@ absl::StatusOr<double> ProcessCpuSeconds(pid_t pid) {
     return absl::DataLossError(absl::StrCat("unexpected ", path));
   }
   return static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK);
+}
+
+absl::StatusOr<double> MachineBusySeconds() {
+  absl::StatusOr<std::string> stat = ReadFile("/proc/stat");
+  if (!stat.ok()) return stat.status();
+  // "cpu  user nice system idle iowait irq softirq steal guest guest_nice"
+  const absl::string_view first = absl::string_view(*stat).substr(
+      0, stat->find('\n'));
+  std::vector<absl::string_view> fields =
+      absl::StrSplit(first, ' ', absl::SkipEmpty());
+  uint64_t ticks[8] = {};
+  if (fields.size() < 9 || fields[0] != "cpu") {
+    return absl::DataLossError("unexpected /proc/stat");
+  }
+  for (int i = 0; i < 8; ++i) {
+    if (!absl::SimpleAtoi(fields[i + 1], &ticks[i])) {
+      return absl::DataLossError("unexpected /proc/stat");
+    }
+  }
+  // irq and softirq time (loopback networking, say) is charged to no
+  // process, so leaving it out keeps a process's share comparable.
+  const uint64_t busy = ticks[0] + ticks[1] + ticks[2] + ticks[7];
+  return static_cast<double>(busy) / sysconf(_SC_CLK_TCK);
+}
+
+absl::StatusOr<double> LoadAverage() {
+  absl::StatusOr<std::string> text = ReadFile("/proc/loadavg");
+  if (!text.ok()) return text.status();
+  double load = 0;
+  if (!absl::SimpleAtod(absl::string_view(*text).substr(0, text->find(' ')),
+                        &load)) {
+    return absl::DataLossError("unexpected /proc/loadavg");
+  }
+  return load;
 }
 
 absl::StatusOr<int64_t> ProcessRssBytes(pid_t pid) {
@@ -85,6 +122,37 @@ absl::StatusOr<int64_t> DirectoryBytes(const std::string& dir) {
         absl::StrCat("cannot list ", dir, ": ", error.message()));
   }
   return total;
+}
+
+namespace {
+
+double OrNan(const absl::StatusOr<double>& value) {
+  return value.ok() ? *value : NAN;
+}
+
+}  // namespace
+
+CpuMeter::CpuMeter(pid_t server)
+    : server_(server),
+      start_(absl::Now()),
+      server_start_(OrNan(ProcessCpuSeconds(server))),
+      self_start_(OrNan(ProcessCpuSeconds(getpid()))),
+      machine_start_(OrNan(MachineBusySeconds())) {}
+
+double CpuMeter::ServerMicrosPerTask(int64_t tasks) const {
+  if (tasks <= 0) return NAN;
+  return (OrNan(ProcessCpuSeconds(server_)) - server_start_) * 1e6 /
+         static_cast<double>(tasks);
+}
+
+double CpuMeter::OthersShare() const {
+  const double wall = absl::ToDoubleSeconds(absl::Now() - start_);
+  const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  if (wall <= 0 || cpus <= 0) return NAN;
+  const double others = (OrNan(MachineBusySeconds()) - machine_start_) -
+                        (OrNan(ProcessCpuSeconds(getpid())) - self_start_) -
+                        (OrNan(ProcessCpuSeconds(server_)) - server_start_);
+  return std::max(0.0, others / (wall * static_cast<double>(cpus)));
 }
 
 }  // namespace taskd::bench

@@ -28,6 +28,10 @@ namespace taskd::bench {
 // The mode of the null-RPC baseline's figures.
 inline constexpr char kNullRpcMode[] = "null_rpc";
 
+// Figure::extra key: the share (0..1) of the machine's CPUs that other
+// processes used while the figure was measured.
+inline constexpr char kOthersCpuShare[] = "others_cpu_share";
+
 struct Figure {
   std::string row;   // stable key, e.g. "submit_64" (see taskd_bench.cc)
   std::string mode;  // "memory", "async", "sync", "null_rpc", ...

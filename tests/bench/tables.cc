@@ -1,5 +1,6 @@
 #include "tests/bench/tables.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <optional>
@@ -17,7 +18,7 @@ std::string Cell(const Figure* f, int decimals) {
   if (f == nullptr) return "-";
   std::string cell = FormatNumber(f->value, decimals);
   if (std::optional<double> r = f->ratio(); r.has_value()) {
-    absl::StrAppend(&cell, " (", FormatNumber(*r, 2), "x)");
+    absl::StrAppend(&cell, " (", FormatNumber(*r, *r < 0.1 ? 3 : 2), "x)");
   }
   if (f->errors > 0 || f->time_limited) absl::StrAppend(&cell, "*");
   return cell;
@@ -36,6 +37,14 @@ std::string Bytes(double bytes) {
     return absl::StrCat(FormatNumber(bytes / 1024, 1), " KiB");
   }
   return absl::StrCat(FormatNumber(bytes, 0), " B");
+}
+
+// "+1.5 %": how far `f` is above its reference; "-" without one.
+std::string Difference(const Figure& f) {
+  const std::optional<double> ratio = f.ratio();
+  if (!ratio.has_value()) return "-";
+  return absl::StrCat(*ratio >= 1 ? "+" : "",
+                      FormatNumber((*ratio - 1) * 100, 1), " %");
 }
 
 }  // namespace
@@ -94,6 +103,7 @@ void PrintCallTable(const Results& results,
     }
     if (any) rows.push_back(std::move(cells));
   }
+  if (rows.size() == 1) return;  // no per-call run
   std::printf(
       "\nPer call: ratio = taskd / null RPC on the same client shape (end to "
       "end: / the null RPC's submit rate; p99: / its p99).\nEnd to end: the "
@@ -101,6 +111,27 @@ void PrintCallTable(const Results& results,
       "bound hit (see the JSON).\n",
       concurrency);
   PrintTable(stdout, rows);
+  // What else ran on the machine meanwhile.
+  double sum = 0;
+  double most = 0;
+  int count = 0;
+  for (const Figure& f : results.figures()) {
+    for (const auto& [key, value] : f.extra) {
+      if (key != kOthersCpuShare) continue;
+      sum += value;
+      most = std::max(most, value);
+      ++count;
+    }
+  }
+  if (count > 0) {
+    std::printf(
+        "Other processes used %s %% of the CPUs during these runs on average "
+        "(at most %s %%)%s\n",
+        FormatNumber(sum / count * 100).c_str(),
+        FormatNumber(most * 100).c_str(),
+        most > 0.1 ? ": the ratios are unreliable; rerun on a quiet machine"
+                   : "");
+  }
 }
 
 void PrintHeldTable(const Results& results, const std::string& mode,
@@ -113,7 +144,7 @@ void PrintHeldTable(const Results& results, const std::string& mode,
   std::vector<std::vector<std::string>> rows = {
       {absl::StrCat("Held calls: ", FormatNumber(static_cast<double>(calls)),
                     " over ", channels, " connections"),
-       "RSS per call", "ratio", "registered in", "ratio"}};
+       "RSS per call", "ratio", "registered in", "ratio", "(client opened)"}};
   struct Row {
     const char* label;
     const char* key;
@@ -134,16 +165,28 @@ void PrintHeldTable(const Results& results, const std::string& mode,
       return x.has_value() ? absl::StrCat(FormatNumber(*x, 2), "x")
                            : std::string("-");
     };
+    std::string opened = "-";
+    for (const auto& [key, value] : bytes->extra) {
+      if (key == "client_start_s") {
+        opened = absl::StrCat("(", FormatNumber(value, 2), " s)");
+      }
+    }
     rows.push_back(
-        {absl::StrCat(r.label, r.mode == kNullRpcMode ? "" : absl::StrCat(" (", r.mode, ")")),
+        {r.mode == kNullRpcMode ? std::string(r.label)
+                                : absl::StrCat(r.label, " (", r.mode, ")"),
          absl::StrCat(Bytes(bytes->value), bytes->time_limited ? "*" : ""),
          ratio(bytes),
-         seconds == nullptr ? "-"
-                            : absl::StrCat(FormatNumber(seconds->value, 2), " s"),
-         ratio(seconds)});
+         seconds == nullptr
+             ? "-"
+             : absl::StrCat(FormatNumber(seconds->value, 2), " s"),
+         ratio(seconds), opened});
   }
   std::printf("\n");
   PrintTable(stdout, rows);
+  std::printf(
+      "RSS per call: the server's RSS growth over the calls it counted; "
+      "registered in: first call opened until the server counted them all "
+      "(this client opens them on one thread; see the last column).\n");
 }
 
 void PrintQueuedTable(const Results& results, const std::string& mode,
@@ -236,11 +279,9 @@ void PrintMetricsTable(const Results& results, const std::string& mode,
         "on", "off", "difference"},
        {"submits (tasks/s)", FormatNumber(rate_on->value),
         FormatNumber(rate_off->value),
-        absl::StrCat(FormatNumber((*rate_on->ratio() - 1) * 100, 1),
-                     " % (budget -3 %)")},
+        absl::StrCat(Difference(*rate_on), " (budget -3 %)")},
        {"server CPU per submit (us)", FormatNumber(cpu_on->value, 1),
-        FormatNumber(cpu_off->value, 1),
-        absl::StrCat(FormatNumber((*cpu_on->ratio() - 1) * 100, 1), " %")}});
+        FormatNumber(cpu_off->value, 1), Difference(*cpu_on)}});
 }
 
 }  // namespace taskd::bench

@@ -45,24 +45,6 @@ int TasksPerCall(const BenchConfig& config, Shape shape) {
   return shape == Shape::kBatched ? config.batch : 1;
 }
 
-// The server's CPU time between Begin() and End(), per task.
-class CpuMeter {
- public:
-  explicit CpuMeter(pid_t pid) : pid_(pid) {
-    absl::StatusOr<double> cpu = ProcessCpuSeconds(pid_);
-    before_ = cpu.ok() ? *cpu : NAN;
-  }
-  double MicrosPerTask(int64_t tasks) const {
-    absl::StatusOr<double> after = ProcessCpuSeconds(pid_);
-    if (!after.ok() || tasks <= 0) return NAN;
-    return (*after - before_) * 1e6 / static_cast<double>(tasks);
-  }
-
- private:
-  const pid_t pid_;
-  double before_;
-};
-
 // Fills the common figures of `run` from `load`.
 void TakeLoad(LoadResult& load, RunFigures& run) {
   run.rate = load.ItemsPerSecond();
@@ -204,7 +186,8 @@ absl::StatusOr<RunFigures> RunEcho(BenchEnv& env, const MessageSizes& sizes,
   const CpuMeter cpu(server->pid());
   LoadResult load = RunLoad(ShapeOf(config, shape), start);
   RunFigures run;
-  run.cpu_us_per_task = cpu.MicrosPerTask(load.items_ok);
+  run.cpu_us_per_task = cpu.ServerMicrosPerTask(load.items_ok);
+  run.others_cpu_share = cpu.OthersShare();
   TakeLoad(load, run);
   run.extra.push_back({"request_bytes", static_cast<double>(request.ByteSizeLong())});
   return run;
@@ -226,7 +209,8 @@ absl::StatusOr<RunFigures> RunSubmit(BenchEnv& env, absl::string_view mode,
       ShapeOf(config, shape),
       SubmitStarter(stub.get(), shape, &requests.submit, &requests.batch));
   RunFigures run;
-  run.cpu_us_per_task = cpu.MicrosPerTask(load.items_ok);
+  run.cpu_us_per_task = cpu.ServerMicrosPerTask(load.items_ok);
+  run.others_cpu_share = cpu.OthersShare();
   TakeLoad(load, run);
   if (shape == Shape::kInFlight) {
     const double per_commit = JournalRecordsPerCommit(*server);
@@ -269,7 +253,8 @@ absl::StatusOr<RunFigures> RunEndToEnd(BenchEnv& env, absl::string_view mode,
                 "the worker ran ", ran, " of ", load.items_ok, " tasks"));
   const absl::Time end = absl::Now();
   RunFigures run;
-  run.cpu_us_per_task = cpu.MicrosPerTask(load.items_ok);
+  run.cpu_us_per_task = cpu.ServerMicrosPerTask(load.items_ok);
+  run.others_cpu_share = cpu.OthersShare();
   (*worker)->Stop();
   TakeLoad(load, run);  // submit latencies and errors
   if (!done.ok()) {
@@ -300,6 +285,7 @@ absl::StatusOr<RunFigures> RunRoundTrips(BenchEnv& env,
   const SubmitRequests requests = MakeRequests(config);
 
   RunFigures run;
+  const CpuMeter cpu(server->pid());
   std::vector<double> latencies_us;
   latencies_us.reserve(static_cast<size_t>(config.round_trips));
   grpc::CompletionQueue cq;
@@ -343,6 +329,7 @@ absl::StatusOr<RunFigures> RunRoundTrips(BenchEnv& env,
     }
   }
   ShutdownAndDrain(cq);
+  run.others_cpu_share = cpu.OthersShare();
   run.time_limited = i < config.round_trips;
   run.seconds = absl::ToDoubleSeconds(absl::Now() - begin);
   run.n = static_cast<int64_t>(latencies_us.size());

@@ -50,6 +50,8 @@ struct RunFigures {
   double cpu_us_per_task = NAN;  // the server's user+system CPU per task
   double p50_us = NAN;           // per call (or per round trip)
   double p99_us = NAN;
+  // 0..1: CPU the machine's other processes used during the run (noise).
+  double others_cpu_share = NAN;
   int64_t n = 0;  // tasks done
   int64_t errors = 0;
   std::string first_error;

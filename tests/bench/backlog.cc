@@ -126,11 +126,7 @@ absl::StatusOr<int64_t> FirstAnswer(const std::string& target,
   request.set_queue(kQueue);
   v1::Queue queue;
   const grpc::Status status = stub->GetQueue(&context, request, &queue);
-  if (!status.ok()) {
-    return absl::UnavailableError(absl::StrCat(
-        "GetQueue: ",
-        DescribeGrpcError(status.error_code(), status.error_message())));
-  }
+  if (!status.ok()) return CallError("GetQueue", status);
   return queue.pending();
 }
 

@@ -20,7 +20,9 @@
 #include <vector>
 
 #include <grpcpp/channel.h>
+#include <grpcpp/support/status.h>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -69,8 +71,11 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> ConnectChannel(
     const std::string& target, int index,
     absl::Duration timeout = absl::Seconds(10));
 
-// "code 4 (DEADLINE_EXCEEDED): message" for a failed call.
-std::string DescribeGrpcError(int code, absl::string_view message);
+// "DEADLINE_EXCEEDED: message" for a failed call.
+std::string DescribeGrpcError(const grpc::Status& status);
+
+// UNAVAILABLE "<what>: DEADLINE_EXCEEDED: message" for a failed call.
+absl::Status CallError(absl::string_view what, const grpc::Status& status);
 
 class BenchEnv {
  public:
@@ -88,6 +93,10 @@ class BenchEnv {
 
     std::string target() const { return process->target(); }
     pid_t pid() const { return process->pid(); }
+    // The port of taskd's /metrics, from its log line, which follows the
+    // line Start() waits for; waits for it at most `timeout`.
+    absl::StatusOr<int> MetricsPort(
+        absl::Duration timeout = absl::Seconds(10)) const;
 
     std::unique_ptr<testing::TaskdProcess> process;
     std::string data_dir;  // empty for the echo server
@@ -112,8 +121,12 @@ class BenchEnv {
 
  private:
   std::string NewDataDir();
-  std::vector<std::string> TaskdFlags(absl::string_view mode,
-                                      const std::string& data_dir) const;
+  // A taskd serving `data_dir` in `mode` (see StartTaskd), as `name`.
+  testing::TaskdProcess::Options TaskdOptions(absl::string_view mode,
+                                              const std::string& data_dir,
+                                              std::string name) const;
+  static absl::StatusOr<std::unique_ptr<testing::TaskdProcess>> Spawn(
+      testing::TaskdProcess::Options options);
 
   const BenchConfig config_;
   int next_dir_ = 0;

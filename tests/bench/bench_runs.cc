@@ -56,46 +56,49 @@ bool BenchRuns::Check(const absl::Status& status, const std::string& what) {
   return false;
 }
 
-void BenchRuns::RunBaselinePass(const MessageSizes& sizes, int pass) {
+void BenchRuns::RunShapes(
+    const std::string& label,
+    const std::function<absl::StatusOr<RunFigures>(Shape)>& run,
+    const std::function<void(Shape, RunFigures)>& keep) {
   for (Shape shape : {Shape::kOneAtATime, Shape::kInFlight, Shape::kBatched}) {
-    const std::string what =
-        absl::StrCat("null RPC, shape ", ShapeKey(shape), ", pass ", pass);
-    absl::StatusOr<RunFigures> run = RunEcho(env_, sizes, shape);
-    if (!Check(run.status(), what)) continue;
-    Progress(absl::StrCat(what, ": ", FormatNumber(run->rate), " tasks/s, ",
-                          FormatNumber(run->cpu_us_per_task, 1),
-                          " server CPU us per task", OthersNote(*run)));
-    baseline_[ShapeKey(shape)].push_back(*std::move(run));
+    const std::string what = absl::StrCat(label, ", shape ", ShapeKey(shape));
+    absl::StatusOr<RunFigures> figures = run(shape);
+    if (!Check(figures.status(), what)) continue;
+    Progress(absl::StrCat(what, ": ", FormatNumber(figures->rate),
+                          " tasks/s, ", FormatNumber(figures->cpu_us_per_task, 1),
+                          " server CPU us per task, ", figures->errors,
+                          " errors", OthersNote(*figures)));
+    keep(shape, *std::move(figures));
   }
+}
+
+void BenchRuns::RunBaselinePass(const MessageSizes& sizes, int pass) {
+  RunShapes(
+      absl::StrCat("null RPC, pass ", pass),
+      [&](Shape shape) { return RunEcho(env_, sizes, shape); },
+      [&](Shape shape, RunFigures figures) {
+        baseline_[ShapeKey(shape)].push_back(std::move(figures));
+      });
 }
 
 void BenchRuns::RunSubmits(const std::string& mode) {
-  for (Shape shape : {Shape::kOneAtATime, Shape::kInFlight, Shape::kBatched}) {
-    const std::string what =
-        absl::StrCat(mode, ": submit, shape ", ShapeKey(shape));
-    absl::StatusOr<RunFigures> run = RunSubmit(env_, mode, shape);
-    if (!Check(run.status(), what)) continue;
-    Progress(absl::StrCat(what, ": ", FormatNumber(run->rate), " tasks/s, ",
-                          FormatNumber(run->cpu_us_per_task, 1),
-                          " server CPU us per task, ", run->errors, " errors",
-                          OthersNote(*run)));
-    runs_[absl::StrCat("submit/", ShapeKey(shape), "/", mode)] =
-        *std::move(run);
-  }
+  RunShapes(
+      absl::StrCat(mode, ": submit"),
+      [&](Shape shape) { return RunSubmit(env_, mode, shape); },
+      [&](Shape shape, RunFigures figures) {
+        runs_[absl::StrCat("submit/", ShapeKey(shape), "/", mode)] =
+            std::move(figures);
+      });
 }
 
 void BenchRuns::RunEndToEnds(const std::string& mode) {
-  for (Shape shape : {Shape::kOneAtATime, Shape::kInFlight, Shape::kBatched}) {
-    const std::string what =
-        absl::StrCat(mode, ": end to end, shape ", ShapeKey(shape));
-    absl::StatusOr<RunFigures> run = RunEndToEnd(env_, mode, shape);
-    if (!Check(run.status(), what)) continue;
-    Progress(absl::StrCat(what, ": ", FormatNumber(run->rate), " tasks/s, ",
-                          FormatNumber(run->cpu_us_per_task, 1),
-                          " server CPU us per task, ", run->errors, " errors",
-                          OthersNote(*run)));
-    runs_[absl::StrCat("e2e/", ShapeKey(shape), "/", mode)] = *std::move(run);
-  }
+  RunShapes(
+      absl::StrCat(mode, ": end to end"),
+      [&](Shape shape) { return RunEndToEnd(env_, mode, shape); },
+      [&](Shape shape, RunFigures figures) {
+        runs_[absl::StrCat("e2e/", ShapeKey(shape), "/", mode)] =
+            std::move(figures);
+      });
 }
 
 void BenchRuns::RunLatency(const std::string& mode) {

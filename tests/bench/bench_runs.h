@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "tests/bench/bench_env.h"
 #include "tests/bench/report.h"
 #include "tests/bench/throughput.h"
@@ -52,6 +53,11 @@ class BenchRuns {
   void RunMetrics(const std::string& mode);
 
  private:
+  // Runs `run` on each client shape, logging it as `label`, and hands what
+  // it measured to `keep`.
+  void RunShapes(const std::string& label,
+                 const std::function<absl::StatusOr<RunFigures>(Shape)>& run,
+                 const std::function<void(Shape, RunFigures)>& keep);
   // Records the failure of a run; returns false.
   bool Check(const absl::Status& status, const std::string& what);
   // A figure from a run, with its error fields.

@@ -70,11 +70,7 @@ absl::Status AwaitSucceeded(v1::TaskService::Stub& stub,
   context.set_deadline(absl::ToChronoTime(deadline));
   v1::AwaitResponse response;
   const grpc::Status status = stub.Await(&context, request, &response);
-  if (!status.ok()) {
-    return absl::UnavailableError(absl::StrCat(
-        "Await: ", DescribeGrpcError(status.error_code(),
-                                     status.error_message())));
-  }
+  if (!status.ok()) return CallError("Await", status);
   if (!response.done()) return absl::DeadlineExceededError("Await not done");
   for (const v1::Task& task : response.tasks()) {
     if (task.state() != v1::TASK_STATE_SUCCEEDED) {

@@ -30,24 +30,21 @@ constexpr absl::Duration kCountInterval = absl::Milliseconds(20);
 constexpr absl::Duration kDrainLimit = absl::Seconds(60);
 
 // One held call; every completion of it carries its address as the tag.
-class HeldCall {
- public:
+struct HeldCall {
   virtual ~HeldCall() = default;
   grpc::ClientContext context;
   grpc::Status status;
 };
 
 template <typename Response>
-class HeldUnary final : public HeldCall {
- public:
+struct HeldUnary final : HeldCall {
   static constexpr int kTags = 1;  // Finish
   Response response;
   std::unique_ptr<grpc::ClientAsyncResponseReader<Response>> reader;
 };
 
 template <typename Message>
-class HeldStream final : public HeldCall {
- public:
+struct HeldStream final : HeldCall {
   static constexpr int kTags = 2;  // StartCall, Finish
   std::unique_ptr<grpc::ClientAsyncReader<Message>> reader;
 };
@@ -61,8 +58,7 @@ using OpenCounter = std::function<absl::StatusOr<int64_t>()>;
 
 OpenCounter GaugeCounter(const BenchEnv::Server& server, std::string gauge) {
   return [&server, gauge]() -> absl::StatusOr<int64_t> {
-    absl::StatusOr<int> port =
-        MetricsPort(server.process->LastLineContaining("metrics on"));
+    absl::StatusOr<int> port = server.MetricsPort();
     if (!port.ok()) return port.status();
     absl::StatusOr<std::string> text = ScrapeMetrics(*port, absl::Seconds(5));
     if (!text.ok()) return text.status();
@@ -90,11 +86,7 @@ absl::StatusOr<std::vector<std::string>> SubmitPending(
     context.set_deadline(absl::ToChronoTime(deadline));
     v1::SubmitTasksResponse response;
     const grpc::Status status = stub.SubmitTasks(&context, request, &response);
-    if (!status.ok()) {
-      return absl::UnavailableError(absl::StrCat(
-          "SubmitTasks: ",
-          DescribeGrpcError(status.error_code(), status.error_message())));
-    }
+    if (!status.ok()) return CallError("SubmitTasks", status);
     for (const v1::Task& task : response.tasks()) ids.push_back(task.id());
   }
   return ids;
@@ -163,10 +155,7 @@ absl::StatusOr<HeldFigures> RunHeldCalls(BenchEnv& env, HeldKind kind,
         CountReply reply;
         const grpc::Status status =
             echo_stubs[0]->Count(&context, CountRequest(), &reply);
-        if (!status.ok()) {
-          return absl::UnavailableError(DescribeGrpcError(
-              status.error_code(), status.error_message()));
-        }
+        if (!status.ok()) return CallError("Count", status);
         return reply.idle_calls();
       };
       break;

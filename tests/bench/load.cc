@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
+
 namespace taskd::bench {
 
 double LoadResult::ItemsPerSecond() const {
@@ -42,8 +44,10 @@ LoadResult RunLoad(const LoadShape& shape, const CallStarter& start) {
     } else {
       ++result.calls_failed;
       if (result.first_error.empty()) {
-        result.first_error = ok ? call->status.error_message()
-                                : "completion queue returned not ok";
+        result.first_error =
+            ok ? absl::StrCat("code ", call->status.error_code(), ": ",
+                              call->status.error_message())
+               : "completion queue returned not ok";
       }
     }
     if (started < shape.calls) {

@@ -33,8 +33,7 @@
 namespace taskd::bench {
 
 // One unary call in flight. RunLoad owns it from start to completion.
-class PendingCall {
- public:
+struct PendingCall {
   virtual ~PendingCall() = default;
 
   grpc::ClientContext context;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace taskd::bench {
 namespace {
@@ -237,19 +238,15 @@ void PrintQueuedTable(const Results& results, const std::string& mode,
       }
     }
   }
-  if (full != nullptr) {
-    rows.push_back(
-        {absl::StrCat("dispatch: worker runs the first ",
-                      FormatNumber(static_cast<double>(full->n)),
-                      " of the backlog (tasks/s)"),
-         Cell(full, 0)});
-  }
-  if (small != nullptr) {
-    rows.push_back(
-        {absl::StrCat("dispatch: the same on a fresh server holding only ",
-                      FormatNumber(static_cast<double>(small->n)),
-                      " (tasks/s)"),
-         Cell(small, 0)});
+  for (const auto& [f, text] :
+       {std::make_pair(full, "dispatch: worker runs the first %s of the "
+                             "backlog after recovery (tasks/s)"),
+        std::make_pair(small, "dispatch: the same with only %s queued "
+                              "(tasks/s)")}) {
+    if (f == nullptr) continue;
+    rows.push_back({absl::StrFormat(text, FormatNumber(static_cast<double>(
+                                              f->n))),
+                    Cell(f, 0)});
   }
   std::printf("\n");
   PrintTable(stdout, rows);

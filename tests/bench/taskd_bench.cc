@@ -121,19 +121,6 @@ ABSL_FLAG(std::string, metrics_mode, "memory",
 namespace taskd::bench {
 namespace {
 
-// Dashes in a flag's name become underscores (absl's spelling), so that
-// --json-out works like --json_out, as for taskd itself.
-void NormalizeFlagNames(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    char* arg = argv[i];
-    if (arg[0] != '-' || arg[1] != '-') continue;
-    if (arg[2] == '\0') break;  // "--": the rest are not flags
-    for (char* c = arg + 2; *c != '\0' && *c != '='; ++c) {
-      if (*c == '-') *c = '_';
-    }
-  }
-}
-
 // --quick sets small defaults before the command line is parsed, so that a
 // flag given explicitly still wins.
 void ApplyQuickDefaults(int argc, char** argv) {
@@ -190,7 +177,6 @@ int Main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "taskd_bench: taskd next to a null-RPC baseline in one run (see "
       "tests/bench/taskd_bench.cc)");
-  NormalizeFlagNames(argc, argv);
   ApplyQuickDefaults(argc, argv);
   absl::ParseCommandLine(argc, argv);
 

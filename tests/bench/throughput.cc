@@ -105,16 +105,10 @@ EchoRequest EchoRequestOf(size_t request_bytes, size_t reply_bytes) {
   return request;
 }
 
-absl::Status Unexpected(const grpc::Status& status, absl::string_view what) {
-  return absl::UnavailableError(absl::StrCat(
-      what, ": ", DescribeGrpcError(status.error_code(), status.error_message())));
-}
-
 // The mean of taskd_journal_commit_records (records per commit) since the
 // server started; NaN when it has no commits (memory mode) or no metrics.
 double JournalRecordsPerCommit(const BenchEnv::Server& server) {
-  absl::StatusOr<int> port =
-      MetricsPort(server.process->LastLineContaining("metrics on"));
+  absl::StatusOr<int> port = server.MetricsPort();
   if (!port.ok()) return NAN;
   absl::StatusOr<std::string> text = ScrapeMetrics(*port, absl::Seconds(10));
   if (!text.ok()) return NAN;
@@ -126,28 +120,64 @@ double JournalRecordsPerCommit(const BenchEnv::Server& server) {
   return *sum / *count;
 }
 
+// One SubmitTask on `cq` (see CallOnce).
+grpc::Status SubmitOnce(grpc::CompletionQueue& cq, v1::TaskService::Stub& stub,
+                        const v1::SubmitTaskRequest& request,
+                        absl::Time deadline, v1::SubmitTaskResponse* response) {
+  return CallOnce(
+      cq,
+      [&](grpc::ClientContext* context, grpc::CompletionQueue* q) {
+        return stub.PrepareAsyncSubmitTask(context, request, q);
+      },
+      deadline, response);
+}
+
+// A fresh taskd, the SDK worker serving it (if asked for) and a client stub
+// on a connection of its own. Members are destroyed in reverse order: the
+// stub, the worker (stopped), its counter, the server (killed).
+struct ServedTaskd {
+  explicit ServedTaskd(BenchEnv::Server s) : server(std::move(s)) {}
+
+  BenchEnv::Server server;
+  TaskCounter counter;
+  std::unique_ptr<Worker> worker;
+  std::unique_ptr<v1::TaskService::Stub> stub;
+};
+
+absl::StatusOr<std::unique_ptr<ServedTaskd>> StartServedTaskd(
+    BenchEnv& env, absl::string_view mode, bool with_worker = true) {
+  absl::StatusOr<BenchEnv::Server> server = env.StartTaskd(mode);
+  if (!server.ok()) return server.status();
+  auto served = std::make_unique<ServedTaskd>(*std::move(server));
+  if (with_worker) {
+    absl::StatusOr<std::unique_ptr<Worker>> worker =
+        StartNoopWorker(served->server.target(),
+                        env.config().worker_concurrency, &served->counter);
+    if (!worker.ok()) return worker.status();
+    served->worker = *std::move(worker);
+  }
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      ConnectChannel(served->server.target(), 1);
+  if (!channel.ok()) return channel.status();
+  served->stub = v1::TaskService::NewStub(*channel);
+  return served;
+}
+
 }  // namespace
 
 absl::StatusOr<MessageSizes> ProbeMessageSizes(BenchEnv& env) {
-  absl::StatusOr<BenchEnv::Server> server = env.StartTaskd("memory");
-  if (!server.ok()) return server.status();
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
-      ConnectChannel(server->target(), 0);
-  if (!channel.ok()) return channel.status();
-  std::unique_ptr<v1::TaskService::Stub> stub =
-      v1::TaskService::NewStub(*channel);
+  absl::StatusOr<std::unique_ptr<ServedTaskd>> served =
+      StartServedTaskd(env, "memory", /*with_worker=*/false);
+  if (!served.ok()) return served.status();
+  v1::TaskService::Stub* stub = (*served)->stub.get();
   const SubmitRequests requests = MakeRequests(env.config());
   const absl::Time deadline = absl::Now() + env.config().call_timeout;
   MessageSizes sizes;
   grpc::CompletionQueue cq;
   v1::SubmitTaskResponse submitted;
-  grpc::Status status = CallOnce(
-      cq,
-      [&](grpc::ClientContext* context, grpc::CompletionQueue* q) {
-        return stub->PrepareAsyncSubmitTask(context, requests.submit, q);
-      },
-      deadline, &submitted);
-  if (!status.ok()) return Unexpected(status, "SubmitTask");
+  grpc::Status status =
+      SubmitOnce(cq, *stub, requests.submit, deadline, &submitted);
+  if (!status.ok()) return CallError("SubmitTask", status);
   v1::SubmitTasksResponse batch;
   status = CallOnce(
       cq,
@@ -155,7 +185,7 @@ absl::StatusOr<MessageSizes> ProbeMessageSizes(BenchEnv& env) {
         return stub->PrepareAsyncSubmitTasks(context, requests.batch, q);
       },
       deadline, &batch);
-  if (!status.ok()) return Unexpected(status, "SubmitTasks");
+  if (!status.ok()) return CallError("SubmitTasks", status);
   ShutdownAndDrain(cq);
   sizes.submit_request = requests.submit.ByteSizeLong();
   sizes.submit_response = submitted.ByteSizeLong();
@@ -196,24 +226,22 @@ absl::StatusOr<RunFigures> RunEcho(BenchEnv& env, const MessageSizes& sizes,
 absl::StatusOr<RunFigures> RunSubmit(BenchEnv& env, absl::string_view mode,
                                      Shape shape) {
   const BenchConfig& config = env.config();
-  absl::StatusOr<BenchEnv::Server> server = env.StartTaskd(mode);
-  if (!server.ok()) return server.status();
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
-      ConnectChannel(server->target(), 0);
-  if (!channel.ok()) return channel.status();
-  std::unique_ptr<v1::TaskService::Stub> stub =
-      v1::TaskService::NewStub(*channel);
+  absl::StatusOr<std::unique_ptr<ServedTaskd>> served =
+      StartServedTaskd(env, mode, /*with_worker=*/false);
+  if (!served.ok()) return served.status();
+  const BenchEnv::Server& server = (*served)->server;
+  v1::TaskService::Stub* stub = (*served)->stub.get();
   const SubmitRequests requests = MakeRequests(config);
-  const CpuMeter cpu(server->pid());
+  const CpuMeter cpu(server.pid());
   LoadResult load = RunLoad(
       ShapeOf(config, shape),
-      SubmitStarter(stub.get(), shape, &requests.submit, &requests.batch));
+      SubmitStarter(stub, shape, &requests.submit, &requests.batch));
   RunFigures run;
   run.cpu_us_per_task = cpu.ServerMicrosPerTask(load.items_ok);
   run.others_cpu_share = cpu.OthersShare();
   TakeLoad(load, run);
   if (shape == Shape::kInFlight) {
-    const double per_commit = JournalRecordsPerCommit(*server);
+    const double per_commit = JournalRecordsPerCommit(server);
     if (!std::isnan(per_commit)) {
       run.extra.push_back({"journal_records_per_commit", per_commit});
     }
@@ -224,27 +252,21 @@ absl::StatusOr<RunFigures> RunSubmit(BenchEnv& env, absl::string_view mode,
 absl::StatusOr<RunFigures> RunEndToEnd(BenchEnv& env, absl::string_view mode,
                                        Shape shape) {
   const BenchConfig& config = env.config();
-  absl::StatusOr<BenchEnv::Server> server = env.StartTaskd(mode);
-  if (!server.ok()) return server.status();
-  TaskCounter counter;
-  absl::StatusOr<std::unique_ptr<Worker>> worker =
-      StartNoopWorker(server->target(), config.worker_concurrency, &counter);
-  if (!worker.ok()) return worker.status();
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
-      ConnectChannel(server->target(), 1);
-  if (!channel.ok()) return channel.status();
-  std::unique_ptr<v1::TaskService::Stub> stub =
-      v1::TaskService::NewStub(*channel);
+  absl::StatusOr<std::unique_ptr<ServedTaskd>> served =
+      StartServedTaskd(env, mode);
+  if (!served.ok()) return served.status();
+  TaskCounter& counter = (*served)->counter;
+  v1::TaskService::Stub* stub = (*served)->stub.get();
   const SubmitRequests requests = MakeRequests(config);
 
-  const CpuMeter cpu(server->pid());
+  const CpuMeter cpu((*served)->server.pid());
   const absl::Time begin = absl::Now();
   // Submitting is bounded by run_limit; running what was submitted gets as
   // long again.
   const absl::Time deadline = begin + 2 * config.run_limit;
   LoadResult load = RunLoad(
       ShapeOf(config, shape),
-      SubmitStarter(stub.get(), shape, &requests.submit, &requests.batch));
+      SubmitStarter(stub, shape, &requests.submit, &requests.batch));
   const int64_t ran = counter.WaitFor(load.items_ok, deadline);
   absl::Status done =
       ran >= load.items_ok
@@ -255,7 +277,7 @@ absl::StatusOr<RunFigures> RunEndToEnd(BenchEnv& env, absl::string_view mode,
   RunFigures run;
   run.cpu_us_per_task = cpu.ServerMicrosPerTask(load.items_ok);
   run.others_cpu_share = cpu.OthersShare();
-  (*worker)->Stop();
+  (*served)->worker->Stop();
   TakeLoad(load, run);  // submit latencies and errors
   if (!done.ok()) {
     ++run.errors;
@@ -271,21 +293,14 @@ absl::StatusOr<RunFigures> RunEndToEnd(BenchEnv& env, absl::string_view mode,
 absl::StatusOr<RunFigures> RunRoundTrips(BenchEnv& env,
                                          absl::string_view mode) {
   const BenchConfig& config = env.config();
-  absl::StatusOr<BenchEnv::Server> server = env.StartTaskd(mode);
-  if (!server.ok()) return server.status();
-  TaskCounter counter;
-  absl::StatusOr<std::unique_ptr<Worker>> worker =
-      StartNoopWorker(server->target(), config.worker_concurrency, &counter);
-  if (!worker.ok()) return worker.status();
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
-      ConnectChannel(server->target(), 1);
-  if (!channel.ok()) return channel.status();
-  std::unique_ptr<v1::TaskService::Stub> stub =
-      v1::TaskService::NewStub(*channel);
+  absl::StatusOr<std::unique_ptr<ServedTaskd>> served =
+      StartServedTaskd(env, mode);
+  if (!served.ok()) return served.status();
+  v1::TaskService::Stub* stub = (*served)->stub.get();
   const SubmitRequests requests = MakeRequests(config);
 
   RunFigures run;
-  const CpuMeter cpu(server->pid());
+  const CpuMeter cpu((*served)->server.pid());
   std::vector<double> latencies_us;
   latencies_us.reserve(static_cast<size_t>(config.round_trips));
   grpc::CompletionQueue cq;
@@ -296,12 +311,8 @@ absl::StatusOr<RunFigures> RunRoundTrips(BenchEnv& env,
     const absl::Time start = absl::Now();
     const absl::Time deadline = start + config.call_timeout;
     v1::SubmitTaskResponse submitted;
-    grpc::Status status = CallOnce(
-        cq,
-        [&](grpc::ClientContext* context, grpc::CompletionQueue* q) {
-          return stub->PrepareAsyncSubmitTask(context, requests.submit, q);
-        },
-        deadline, &submitted);
+    grpc::Status status =
+        SubmitOnce(cq, *stub, requests.submit, deadline, &submitted);
     v1::AwaitResponse awaited;
     if (status.ok()) {
       v1::AwaitRequest await;
@@ -324,8 +335,7 @@ absl::StatusOr<RunFigures> RunRoundTrips(BenchEnv& env,
       run.first_error =
           status.ok() ? absl::StrCat("task not succeeded: ",
                                      awaited.ShortDebugString().substr(0, 200))
-                      : DescribeGrpcError(status.error_code(),
-                                          status.error_message());
+                      : DescribeGrpcError(status);
     }
   }
   ShutdownAndDrain(cq);
@@ -338,7 +348,7 @@ absl::StatusOr<RunFigures> RunRoundTrips(BenchEnv& env,
     run.p50_us = Quantile(latencies_us, 0.5);
     run.p99_us = Quantile(latencies_us, 0.99);
   }
-  (*worker)->Stop();
+  (*served)->worker->Stop();
   return run;
 }
 

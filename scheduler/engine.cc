@@ -22,6 +22,10 @@ namespace {
 // (4 MiB) less room for framing.
 constexpr size_t kMaxListResponseBytes = (4 << 20) - (16 << 10);
 
+// Payloads this large are journaled once per task (Mutation::PutTaskApart);
+// smaller ones are cheaper rewritten with each change.
+constexpr size_t kPayloadApartBytes = 512;
+
 v1::EventType FinishEvent(v1::TaskState state) {
   switch (state) {
     case v1::TASK_STATE_SUCCEEDED:
@@ -489,10 +493,12 @@ void EngineImpl::Emit(TaskRecord& r, v1::EventType type, Effects& fx) {
 void EngineImpl::Persist(TaskRecord& r, Effects& fx) {
   if (options_.journal == nullptr) return;
   std::vector<Mutation> write;
-  if (!r.payload_stored) {
-    // The first write of this run carries the payload; every later one is
-    // the small record (the store keeps the payload).
-    write.push_back(Mutation::PutTask(r.task));
+  if (r.task.spec().payload().size() < kPayloadApartBytes) {
+    write.push_back(Mutation::PutTask(r.task));  // small: rewritten whole
+  } else if (!r.payload_stored) {
+    // A large payload is written once, with the first write of this run;
+    // every later write is the small record (the store keeps the payload).
+    write.push_back(Mutation::PutTaskApart(r.task));
     r.payload_stored = true;
   } else {
     std::string payload;

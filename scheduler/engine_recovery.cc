@@ -54,27 +54,28 @@ absl::StatusOr<RecoveryStats> EngineImpl::Recover(Storage& storage) {
     return absl::OkStatus();
   };
   uint64_t lease_epoch_floor = 0;  // above every stored lease's epoch
-  auto on_task = [&](const v1::Task& task) -> absl::Status {
-    if (!IsTerminal(task.state()) &&
-        task.state() != v1::TASK_STATE_PENDING &&
-        task.state() != v1::TASK_STATE_SCHEDULED &&
-        task.state() != v1::TASK_STATE_RUNNING) {
+  auto on_task = [&](v1::Task& stored) -> absl::Status {
+    if (!IsTerminal(stored.state()) &&
+        stored.state() != v1::TASK_STATE_PENDING &&
+        stored.state() != v1::TASK_STATE_SCHEDULED &&
+        stored.state() != v1::TASK_STATE_RUNNING) {
       // Refused before anything is indexed: the store sets it aside.
       return absl::DataLossError(
-          absl::StrCat("stored task ", task.id(), " has no valid state"));
+          absl::StrCat("stored task ", stored.id(), " has no valid state"));
     }
-    if (!TaskKeyOf(task.id())) {
+    if (!TaskKeyOf(stored.id())) {
       return absl::DataLossError(
-          absl::StrCat("stored task \"", absl::CHexEscape(task.id()),
+          absl::StrCat("stored task \"", absl::CHexEscape(stored.id()),
                        "\" has no valid task id"));
     }
     lease_epoch_floor =
-        std::max(lease_epoch_floor, (task.lease_id() >> kEpochShift) + 1);
+        std::max(lease_epoch_floor, (stored.lease_id() >> kEpochShift) + 1);
     // New ids sort after every stored one, whatever the seed or the clock.
-    ids_.AdvancePast(task.id());
+    ids_.AdvancePast(stored.id());
     auto record = std::make_unique<TaskRecord>();
     TaskRecord& r = *record;
-    r.task = task;
+    r.task.Swap(&stored);  // taken, not copied
+    const v1::Task& task = r.task;
     r.lease.id = task.lease_id();
     const std::string& id = r.task.id();
     if (!task.spec().idempotency_key().empty()) {

@@ -46,7 +46,7 @@ class GatedStorage final : public Storage {
     return absl::OkStatus();
   }
   absl::Status Recover(
-      const std::function<absl::Status(const v1::Task&)>&,
+      const std::function<absl::Status(v1::Task&)>&,
       const std::function<absl::Status(absl::string_view, absl::string_view)>&)
       override {
     return absl::OkStatus();
@@ -225,7 +225,7 @@ class SlowStorage final : public Storage {
     return absl::OkStatus();
   }
   absl::Status Recover(
-      const std::function<absl::Status(const v1::Task&)>&,
+      const std::function<absl::Status(v1::Task&)>&,
       const std::function<absl::Status(absl::string_view, absl::string_view)>&)
       override {
     return absl::OkStatus();

@@ -1,7 +1,7 @@
 #include "scheduler/task_id.h"
 
 #include <algorithm>
-#include <cstring>
+#include <cstdint>
 #include <tuple>
 
 #include "absl/random/random.h"
@@ -10,6 +10,18 @@ namespace taskd {
 namespace {
 
 constexpr char kAlphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+// Digit values by character; -1 for what is not a digit.
+struct DigitTable {
+  int8_t value[256];
+  constexpr DigitTable() : value() {
+    for (int c = 0; c < 256; ++c) value[c] = -1;
+    for (int d = 0; d < 32; ++d) {
+      value[static_cast<unsigned char>(kAlphabet[d])] = static_cast<int8_t>(d);
+    }
+  }
+};
+constexpr DigitTable kDigits;
 
 }  // namespace
 
@@ -28,14 +40,15 @@ std::optional<TaskKey> TaskKeyOf(absl::string_view id) {
   if (id.size() != 26) return std::nullopt;
   TaskKey key;  // 130 bits, as Next() lays them out; the top two are zero
   for (char c : id) {
-    const char* at = std::strchr(kAlphabet, c);
-    if (c == '\0' || at == nullptr) return std::nullopt;
+    const int d = kDigits.value[static_cast<unsigned char>(c)];
+    if (d < 0) return std::nullopt;
     if ((key.hi >> 59) != 0) return std::nullopt;  // past 128 bits
     key.hi = (key.hi << 5) | (key.lo >> 59);
-    key.lo = (key.lo << 5) | static_cast<uint64_t>(at - kAlphabet);
+    key.lo = (key.lo << 5) | static_cast<uint64_t>(d);
   }
   return key;
 }
+
 
 void TaskIdGenerator::AdvancePast(absl::string_view id) {
   const std::optional<TaskKey> key = TaskKeyOf(id);

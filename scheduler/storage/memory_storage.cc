@@ -29,6 +29,7 @@ class MemoryStorage final : public Storage {
     for (Mutation& m : batch) {
       switch (m.kind) {
         case Mutation::Kind::kPutTask:
+        case Mutation::Kind::kPutTaskApart:
           tasks_[m.key] = std::move(m.task);
           break;
         case Mutation::Kind::kPutTaskState: {
@@ -56,7 +57,7 @@ class MemoryStorage final : public Storage {
   }
 
   absl::Status Recover(
-      const std::function<absl::Status(const v1::Task&)>& on_task,
+      const std::function<absl::Status(v1::Task&)>& on_task,
       const std::function<absl::Status(absl::string_view, absl::string_view)>&
           on_meta) override ABSL_LOCKS_EXCLUDED(mu_) {
     // Visit a copy so that visitors may call Append without deadlock.

@@ -27,11 +27,10 @@ namespace taskd {
 namespace {
 
 constexpr char kTaskPrefix[] = "t/";
-// A task's payload is kept apart from its record, under "t/<id>/p", written
-// once by PutTask; PutTaskState rewrites only the record. The payload key
-// sorts right after its record's (ids have a fixed length and alphabet), so
-// recovery reads the two in one pass. Records written before this layout
-// hold their payload inline and have no payload key; both are read.
+// A payload stored by PutTaskApart is kept apart from its record, under
+// "t/<id>/p"; PutTaskState rewrites only the record. The payload key sorts
+// right after its record's (ids have a fixed length and alphabet), so
+// recovery reads the two in one pass. PutTask keeps the payload inline.
 constexpr char kPayloadSuffix[] = "/p";
 constexpr char kMetaPrefix[] = "m/";
 // Records moved aside by recovery keep their whole key after this prefix.
@@ -133,7 +132,7 @@ class RocksDbStorage final : public Storage {
       ABSL_LOCKS_EXCLUDED(mu_);
 
   absl::Status Recover(
-      const std::function<absl::Status(const v1::Task&)>& on_task,
+      const std::function<absl::Status(v1::Task&)>& on_task,
       const std::function<absl::Status(absl::string_view, absl::string_view)>&
           on_meta) override ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -207,18 +206,20 @@ absl::Status RocksDbStorage::Append(std::vector<Mutation> batch) {
       EncodedOp op;
       switch (m.kind) {
         case Mutation::Kind::kPutTask:
+        case Mutation::Kind::kPutTaskApart:
         case Mutation::Kind::kPutTaskState: {
           std::string payload;
-          m.task.mutable_spec()->mutable_payload()->swap(payload);
+          if (m.kind != Mutation::Kind::kPutTask) {
+            m.task.mutable_spec()->mutable_payload()->swap(payload);
+          }
           op.key = absl::StrCat(kTaskPrefix, m.key);
           if (!m.task.SerializeToString(&op.value)) {
             status = absl::InternalError(
                 absl::StrCat("cannot serialize task ", m.key));
           }
-          if (m.kind == Mutation::Kind::kPutTask) {
+          if (m.kind == Mutation::Kind::kPutTaskApart) {
             EncodedOp apart;
             apart.key = absl::StrCat(op.key, kPayloadSuffix);
-            apart.is_delete = payload.empty();
             apart.value = std::move(payload);
             ops.push_back(std::move(apart));
           }
@@ -335,7 +336,7 @@ void RocksDbStorage::EndOp() {
 }
 
 absl::Status RocksDbStorage::Recover(
-    const std::function<absl::Status(const v1::Task&)>& on_task,
+    const std::function<absl::Status(v1::Task&)>& on_task,
     const std::function<absl::Status(absl::string_view, absl::string_view)>&
         on_meta) {
   absl::Status status = BeginOp();

@@ -195,16 +195,15 @@ TEST(RocksDbStorageTest, UndecodableRecordsAreQuarantined) {
   EXPECT_TRUE(db->Get(rocksdb::ReadOptions(), "t/b", &value).IsNotFound());
 }
 
-// Records written before payloads were kept apart (payload inline, no
-// payload key) are read as they are; a payload key with no record before it
-// is set aside.
-TEST(RocksDbStorageTest, InlinePayloadsAndStrayPayloadKeys) {
+// PutTaskApart keeps the payload under its own key, PutTask inline; both
+// are read back; a payload key with no record before it is set aside.
+TEST(RocksDbStorageTest, InlineAndApartPayloadsAndStrayPayloadKeys) {
   const std::string dir = NewTestDir("payload_layout");
   const v1::Task old = MakeTask("o", 50);
   {
     absl::StatusOr<std::unique_ptr<Storage>> s = Open(dir);
     ASSERT_TRUE(s.ok()) << s.status();
-    ASSERT_TRUE((*s)->Append({Mutation::PutTask(MakeTask("n", 40))}).ok());
+    ASSERT_TRUE((*s)->Append({Mutation::PutTaskApart(MakeTask("n", 40))}).ok());
   }
   {
     rocksdb::DB* raw = nullptr;
@@ -212,7 +211,7 @@ TEST(RocksDbStorageTest, InlinePayloadsAndStrayPayloadKeys) {
     std::unique_ptr<rocksdb::DB> db(raw);
     std::string value;
     ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), "t/n/p", &value).ok());
-    EXPECT_EQ(value.size(), 40u);  // the new layout: the payload apart
+    EXPECT_EQ(value.size(), 40u);  // the payload apart
     std::string bytes;
     old.SerializeToString(&bytes);
     ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "t/o", bytes).ok());

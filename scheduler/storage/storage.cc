@@ -34,6 +34,12 @@ Mutation Mutation::PutTask(v1::Task task) {
   return m;
 }
 
+Mutation Mutation::PutTaskApart(v1::Task task) {
+  Mutation m = PutTask(std::move(task));
+  m.kind = Kind::kPutTaskApart;
+  return m;
+}
+
 Mutation Mutation::PutTaskState(v1::Task task) {
   Mutation m = PutTask(std::move(task));
   m.kind = Kind::kPutTaskState;
@@ -70,6 +76,7 @@ absl::Status ValidateBatch(const std::vector<Mutation>& batch) {
           absl::StrCat("storage mutation ", i, " has an empty key"));
     }
     if ((m.kind == Mutation::Kind::kPutTask ||
+         m.kind == Mutation::Kind::kPutTaskApart ||
          m.kind == Mutation::Kind::kPutTaskState) &&
         m.task.id() != m.key) {
       return absl::InvalidArgumentError(

@@ -50,6 +50,7 @@ absl::string_view DurabilityName(Durability durability);
 struct Mutation {
   enum class Kind {
     kPutTask,
+    kPutTaskApart,
     kPutTaskState,
     kDeleteTask,
     kPutMeta,
@@ -57,14 +58,19 @@ struct Mutation {
   };
 
   // Stores `task` under task.id() (which must be non-empty), replacing any
-  // previous record of that id, its payload included.
+  // previous record of that id; the payload is part of the record.
   static Mutation PutTask(v1::Task task);
-  // Stores a new state of a task stored by PutTask, keeping its stored
-  // payload (`task`'s own payload is ignored): a state change writes only
-  // the small record, not the payload again. A store may keep the payload
-  // apart from the record for that (RocksDbStorage does).
+  // The same, with the payload kept apart from the record (RocksDbStorage:
+  // under its own key), so that later changes of the task can be stored by
+  // PutTaskState without writing the payload again. For large payloads: a
+  // small one is cheaper rewritten whole. A task id is stored either by
+  // PutTask or by PutTaskApart then PutTaskState, never both.
+  static Mutation PutTaskApart(v1::Task task);
+  // Stores a new state of a task stored by PutTaskApart, keeping its stored
+  // payload (`task`'s own payload is ignored).
   static Mutation PutTaskState(v1::Task task);
-  // Removes the task `id`; removing a missing task is not an error.
+  // Removes the task `id` (its payload too); removing a missing task is not
+  // an error.
   static Mutation DeleteTask(std::string id);
   // Stores `value` under the non-empty meta `key` (e.g. the last event
   // sequence number). Meta keys and task ids are separate namespaces.
@@ -73,7 +79,7 @@ struct Mutation {
 
   Kind kind = Kind::kPutTask;
   std::string key;    // task id or meta key
-  v1::Task task;      // kPutTask and kPutTaskState only
+  v1::Task task;      // kPutTask* only
   std::string value;  // kPutMeta only
 };
 
@@ -113,6 +119,9 @@ class Storage {
   // std::function skips that kind of record. Visitors may call Append; they
   // do not see its effect.
   //
+  // `on_task` may take the task it is given (swap it out) when it accepts
+  // it; one it refuses must be left as it was.
+  //
   // One bad record never stops recovery: a record that cannot be decoded, a
   // key the store does not know, or a record a visitor refuses with
   // DATA_LOSS is quarantined — moved aside under its key (kept for a human,
@@ -120,7 +129,7 @@ class Storage {
   // the visit goes on. Any other visitor error stops Recover and is
   // returned. DATA_LOSS only when the store itself is corrupt.
   virtual absl::Status Recover(
-      const std::function<absl::Status(const v1::Task&)>& on_task,
+      const std::function<absl::Status(v1::Task&)>& on_task,
       const std::function<absl::Status(absl::string_view key,
                                        absl::string_view value)>& on_meta) = 0;
 

@@ -135,11 +135,12 @@ TEST_P(StorageConformanceTest, PutOverwritesAndDeleteRemoves) {
   EXPECT_EQ(state.tasks[0].result(), "ok");
 }
 
-// A state change writes the small record only; the payload stored by
-// PutTask stays, until the task is deleted.
+// A state change writes the small record only; the payload stored apart by
+// PutTaskApart stays, until the task is deleted.
 TEST_P(StorageConformanceTest, PutTaskStateKeepsThePayload) {
-  const v1::Task submitted = MakeTask("k", 300);
-  Append({Mutation::PutTask(submitted), Mutation::PutTask(MakeTask("l", 10))});
+  const v1::Task submitted = MakeTask("k", 3000);
+  Append({Mutation::PutTaskApart(submitted),
+          Mutation::PutTask(MakeTask("l", 10))});
   v1::Task running = submitted;
   running.set_state(v1::TASK_STATE_RUNNING);
   running.mutable_spec()->clear_payload();

@@ -1,5 +1,5 @@
-// TaskdServer with metrics on: the gRPC interceptor counts calls made to the
-// asynchronous services, and /metrics carries every name of API.md
+// TaskdServer with metrics on: the call handlers count their calls (unary and
+// streaming, messages and codes), and /metrics carries every name of API.md
 // "Metrics", scraped over HTTP.
 #include <grpcpp/grpcpp.h>
 
@@ -72,7 +72,7 @@ class MetricsServerTest : public ::testing::Test {
   std::unique_ptr<v1::TaskService::Stub> tasks_;
 };
 
-TEST_F(MetricsServerTest, InterceptorCountsAsyncUnaryCalls) {
+TEST_F(MetricsServerTest, HandlersCountUnaryCalls) {
   ASSERT_TRUE(Submit("a").ok());
   ASSERT_TRUE(Submit("b").ok());
   ASSERT_EQ(Submit("").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
@@ -128,6 +128,83 @@ TEST_F(MetricsServerTest, StreamingMethodsHaveTheirTypes) {
                         "grpc_service=\"taskd.v1.WorkerService\",grpc_type="
                         "\"bidi_stream\"}"),
             0);
+}
+
+TEST_F(MetricsServerTest, StreamingCallsCountTheirMessages) {
+  {
+    grpc::ClientContext ctx;
+    v1::SubmitTaskRequest req;
+    req.mutable_task()->set_queue("streamed");
+    req.mutable_task()->set_type("t");
+    v1::SubmitTaskResponse resp;
+    ASSERT_TRUE(tasks_->SubmitTask(&ctx, req, &resp).ok());
+  }
+  // A worker: hello, the assignment, complete, then it hangs up.
+  auto workers = v1::WorkerService::NewStub(channel_);
+  grpc::ClientContext ctx;
+  auto stream = workers->Work(&ctx);
+  v1::WorkRequest hello;
+  hello.mutable_hello()->set_worker_id("w");
+  hello.mutable_hello()->add_queues("streamed");
+  ASSERT_TRUE(stream->Write(hello));
+  v1::WorkResponse assignment;
+  ASSERT_TRUE(stream->Read(&assignment));
+  ASSERT_TRUE(assignment.has_assignment());
+  v1::WorkRequest complete;
+  complete.mutable_complete()->set_task_id(assignment.assignment().task().id());
+  complete.mutable_complete()->set_lease_id(
+      assignment.assignment().lease_id());
+  ASSERT_TRUE(stream->Write(complete));
+  ASSERT_TRUE(stream->WritesDone());
+  ASSERT_TRUE(stream->Finish().ok());
+
+  const std::string text = Scrape();
+  const std::string work =
+      "grpc_method=\"Work\",grpc_service=\"taskd.v1.WorkerService\","
+      "grpc_type=\"bidi_stream\"";
+  EXPECT_EQ(SeriesValue(text, "grpc_server_started_total{" + work + "}"), 1);
+  EXPECT_EQ(SeriesValue(text, "grpc_server_msg_received_total{" + work + "}"),
+            2);
+  EXPECT_EQ(SeriesValue(text, "grpc_server_msg_sent_total{" + work + "}"), 1);
+  EXPECT_EQ(SeriesValue(text, "grpc_server_handled_total{grpc_code=\"OK\"," +
+                                  work + "}"),
+            1);
+  EXPECT_EQ(
+      SeriesValue(text, "grpc_server_handling_seconds_count{" + work + "}"), 1);
+}
+
+TEST_F(MetricsServerTest, AnAwaitItsClientLeftIsHandledCanceled) {
+  ASSERT_TRUE(Submit("never-runs").ok());
+  grpc::ClientContext list_ctx;
+  v1::ListTasksResponse listed;
+  ASSERT_TRUE(
+      tasks_->ListTasks(&list_ctx, v1::ListTasksRequest(), &listed).ok());
+  ASSERT_EQ(listed.tasks_size(), 1);
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Milliseconds(50)));
+    v1::AwaitRequest req;
+    req.add_ids(listed.tasks(0).id());
+    v1::AwaitResponse resp;
+    EXPECT_EQ(tasks_->Await(&ctx, req, &resp).error_code(),
+              grpc::StatusCode::DEADLINE_EXCEEDED);
+  }
+  // The server learns of it on its own time: scrape until it has counted.
+  const std::string series =
+      "grpc_server_handled_total{grpc_code=\"Canceled\",grpc_method="
+      "\"Await\",grpc_service=\"taskd.v1.TaskService\",grpc_type="
+      "\"unary\"}";
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  std::string text = Scrape();
+  while (!absl::StrContains(text, series + " 1") && absl::Now() < deadline) {
+    text = Scrape();
+  }
+  EXPECT_EQ(SeriesValue(text, series), 1);
+  EXPECT_EQ(SeriesValue(text,
+                        "grpc_server_started_total{grpc_method=\"Await\","
+                        "grpc_service=\"taskd.v1.TaskService\",grpc_type="
+                        "\"unary\"}"),
+            1);
 }
 
 TEST_F(MetricsServerTest, EveryCatalogueNameIsExported) {

@@ -28,7 +28,7 @@ absl::Status NamedQueue(Engine&, const Request& request,
 }
 
 const ListCall::Method kList{
-    &Service::RequestListQueues,
+    "ListQueues", &Service::RequestListQueues,
     [](Engine& engine, const v1::ListQueuesRequest&, ListCall::Reply reply) {
       v1::ListQueuesResponse response;
       for (v1::Queue& q : engine.ListQueues()) {
@@ -38,13 +38,13 @@ const ListCall::Method kList{
     }};
 
 const GetCall::Method kGet{
-    &Service::RequestGetQueue,
+    "GetQueue", &Service::RequestGetQueue,
     [](Engine& engine, const v1::GetQueueRequest& request,
        GetCall::Reply reply) { reply(engine.GetQueue(request.queue())); },
     NamedQueue<v1::GetQueueRequest>};
 
 const PauseCall::Method kPause{
-    &Service::RequestPauseQueue,
+    "PauseQueue", &Service::RequestPauseQueue,
     [](Engine& engine, const v1::PauseQueueRequest& request,
        PauseCall::Reply reply) {
       engine.PauseQueueAsync(request.queue(), true, std::move(reply));
@@ -52,7 +52,7 @@ const PauseCall::Method kPause{
     NamedQueue<v1::PauseQueueRequest>};
 
 const ResumeCall::Method kResume{
-    &Service::RequestResumeQueue,
+    "ResumeQueue", &Service::RequestResumeQueue,
     [](Engine& engine, const v1::ResumeQueueRequest& request,
        ResumeCall::Reply reply) {
       engine.PauseQueueAsync(request.queue(), false, std::move(reply));
@@ -60,7 +60,7 @@ const ResumeCall::Method kResume{
     NamedQueue<v1::ResumeQueueRequest>};
 
 const PurgeCall::Method kPurge{
-    &Service::RequestPurgeQueue,
+    "PurgeQueue", &Service::RequestPurgeQueue,
     [](Engine& engine, const v1::PurgeQueueRequest& request,
        PurgeCall::Reply reply) {
       engine.PurgeQueueAsync(
@@ -75,7 +75,7 @@ const PurgeCall::Method kPurge{
     NamedQueue<v1::PurgeQueueRequest>};
 
 const UpdateCall::Method kUpdate{
-    &Service::RequestUpdateQueue,
+    "UpdateQueue", &Service::RequestUpdateQueue,
     [](Engine& engine, const v1::UpdateQueueRequest& request,
        UpdateCall::Reply reply) {
       std::optional<int> concurrency;
@@ -94,12 +94,15 @@ const UpdateCall::Method kUpdate{
 }  // namespace
 
 void QueueServiceHandlers::Arm(grpc::ServerCompletionQueue* cq) const {
-  ListCall::Arm(engine_, service_, &kList, cq);
-  GetCall::Arm(engine_, service_, &kGet, cq);
-  PauseCall::Arm(engine_, service_, &kPause, cq);
-  ResumeCall::Arm(engine_, service_, &kResume, cq);
-  PurgeCall::Arm(engine_, service_, &kPurge, cq);
-  UpdateCall::Arm(engine_, service_, &kUpdate, cq);
+  auto site = [this](const char* method) {
+    return sites_->For(v1::QueueService::service_full_name(), method);
+  };
+  ListCall::Arm(site(kList.name), engine_, service_, &kList, cq);
+  GetCall::Arm(site(kGet.name), engine_, service_, &kGet, cq);
+  PauseCall::Arm(site(kPause.name), engine_, service_, &kPause, cq);
+  ResumeCall::Arm(site(kResume.name), engine_, service_, &kResume, cq);
+  PurgeCall::Arm(site(kPurge.name), engine_, service_, &kPurge, cq);
+  UpdateCall::Arm(site(kUpdate.name), engine_, service_, &kUpdate, cq);
 }
 
 }  // namespace taskd

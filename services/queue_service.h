@@ -9,20 +9,25 @@
 #include <grpcpp/grpcpp.h>
 
 #include "api/taskd/v1/taskd.grpc.pb.h"
+#include "services/call.h"
 #include "scheduler/engine.h"
 
 namespace taskd {
 
 class QueueServiceHandlers final {
  public:
-  QueueServiceHandlers(Engine* engine, v1::QueueService::AsyncService* service)
-      : engine_(engine), service_(service) {}
+  // `engine`, `service` and `sites` must outlive every armed handler (until
+  // the CQs are drained).
+  QueueServiceHandlers(Engine* engine, v1::QueueService::AsyncService* service,
+                       CallSites* sites)
+      : engine_(engine), service_(service), sites_(sites) {}
 
   void Arm(grpc::ServerCompletionQueue* cq) const;
 
  private:
   Engine* const engine_;
   v1::QueueService::AsyncService* const service_;
+  CallSites* const sites_;
 };
 
 }  // namespace taskd

@@ -6,33 +6,13 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/time/time.h"
 #include "services/call.h"
 
 namespace taskd {
 
 class RefCountedCall : public Call {
- public:
-  // How many such handlers exist in this process. Shutdown waits for none
-  // to be left before it shuts the completion queues down: a handler that
-  // is still alive may start an operation (a Finish after a cancelled
-  // write, say), which gRPC forbids once its queue is shut down.
-  // Waits until no handler is left, at most `limit`; false on timeout.
-  static bool WaitNoneLive(absl::Duration limit) {
-    absl::MutexLock lock(&live_mu_);
-    return live_mu_.AwaitWithTimeout(
-        absl::Condition(+[](int* n) { return *n == 0; }, &live_), limit);
-  }
-
  protected:
-  RefCountedCall() {
-    absl::MutexLock lock(&live_mu_);
-    ++live_;
-  }
-  ~RefCountedCall() override {
-    absl::MutexLock lock(&live_mu_);
-    --live_;
-  }
+  explicit RefCountedCall(const CallSite& site) : Call(site) {}
 
   void Ref() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { ++refs_; }
   // Drops a reference; deletes the handler at zero. mu_ must not be held.
@@ -49,9 +29,6 @@ class RefCountedCall : public Call {
 
  private:
   int refs_ ABSL_GUARDED_BY(mu_) = 1;
-  // Handlers alive in this process (see WaitNoneLive).
-  static inline absl::Mutex live_mu_;
-  static inline int live_ ABSL_GUARDED_BY(live_mu_) = 0;
 };
 
 }  // namespace taskd

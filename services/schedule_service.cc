@@ -36,7 +36,7 @@ absl::Status ScheduleById(ScheduleTable& table, const Request& request,
 }
 
 const CreateCall::Method kCreate{
-    &Service::RequestCreateSchedule,
+    "CreateSchedule", &Service::RequestCreateSchedule,
     [](ScheduleTable& table, const v1::CreateScheduleRequest& request,
        CreateCall::Reply reply) {
       if (!request.has_schedule()) {
@@ -51,18 +51,18 @@ const CreateCall::Method kCreate{
     }};
 
 const GetCall::Method kGet{
-    &Service::RequestGetSchedule,
+    "GetSchedule", &Service::RequestGetSchedule,
     [](ScheduleTable& table, const v1::GetScheduleRequest& request,
        GetCall::Reply reply) { reply(table.Get(request.id())); },
     ScheduleById<v1::GetScheduleRequest>};
 
 const ListCall::Method kList{
-    &Service::RequestListSchedules,
+    "ListSchedules", &Service::RequestListSchedules,
     [](ScheduleTable& table, const v1::ListSchedulesRequest& request,
        ListCall::Reply reply) { reply(table.List(request)); }};
 
 const DeleteCall::Method kDelete{
-    &Service::RequestDeleteSchedule,
+    "DeleteSchedule", &Service::RequestDeleteSchedule,
     [](ScheduleTable& table, const v1::DeleteScheduleRequest& request,
        DeleteCall::Reply reply) {
       table.DeleteAsync(request.id(),
@@ -74,7 +74,7 @@ const DeleteCall::Method kDelete{
     ScheduleById<v1::DeleteScheduleRequest>};
 
 const PauseCall::Method kPause{
-    &Service::RequestPauseSchedule,
+    "PauseSchedule", &Service::RequestPauseSchedule,
     [](ScheduleTable& table, const v1::PauseScheduleRequest& request,
        PauseCall::Reply reply) {
       table.PauseAsync(request.id(), std::move(reply));
@@ -82,7 +82,7 @@ const PauseCall::Method kPause{
     ScheduleById<v1::PauseScheduleRequest>};
 
 const ResumeCall::Method kResume{
-    &Service::RequestResumeSchedule,
+    "ResumeSchedule", &Service::RequestResumeSchedule,
     [](ScheduleTable& table, const v1::ResumeScheduleRequest& request,
        ResumeCall::Reply reply) {
       table.ResumeAsync(request.id(), std::move(reply));
@@ -92,12 +92,15 @@ const ResumeCall::Method kResume{
 }  // namespace
 
 void ScheduleServiceHandlers::Arm(grpc::ServerCompletionQueue* cq) const {
-  CreateCall::Arm(table_, service_, &kCreate, cq);
-  GetCall::Arm(table_, service_, &kGet, cq);
-  ListCall::Arm(table_, service_, &kList, cq);
-  DeleteCall::Arm(table_, service_, &kDelete, cq);
-  PauseCall::Arm(table_, service_, &kPause, cq);
-  ResumeCall::Arm(table_, service_, &kResume, cq);
+  auto site = [this](const char* method) {
+    return sites_->For(v1::ScheduleService::service_full_name(), method);
+  };
+  CreateCall::Arm(site(kCreate.name), table_, service_, &kCreate, cq);
+  GetCall::Arm(site(kGet.name), table_, service_, &kGet, cq);
+  ListCall::Arm(site(kList.name), table_, service_, &kList, cq);
+  DeleteCall::Arm(site(kDelete.name), table_, service_, &kDelete, cq);
+  PauseCall::Arm(site(kPause.name), table_, service_, &kPause, cq);
+  ResumeCall::Arm(site(kResume.name), table_, service_, &kResume, cq);
 }
 
 }  // namespace taskd

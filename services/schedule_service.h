@@ -11,17 +11,19 @@
 #include <grpcpp/grpcpp.h>
 
 #include "api/taskd/v1/taskd.grpc.pb.h"
+#include "services/call.h"
 #include "scheduler/schedule_table.h"
 
 namespace taskd {
 
 class ScheduleServiceHandlers final {
  public:
-  // `table` and `service` must outlive every armed handler (until the CQs
-  // are drained).
+  // `table`, `service` and `sites` must outlive every armed handler (until
+  // the CQs are drained).
   ScheduleServiceHandlers(ScheduleTable* table,
-                          v1::ScheduleService::AsyncService* service)
-      : table_(table), service_(service) {}
+                          v1::ScheduleService::AsyncService* service,
+                          CallSites* sites)
+      : table_(table), service_(service), sites_(sites) {}
 
   // Posts one waiting handler per RPC on `cq`; each posts its successor when
   // a call arrives.
@@ -30,6 +32,7 @@ class ScheduleServiceHandlers final {
  private:
   ScheduleTable* const table_;
   v1::ScheduleService::AsyncService* const service_;
+  CallSites* const sites_;
 };
 
 }  // namespace taskd

@@ -9,10 +9,28 @@
 
 #include "absl/strings/str_cat.h"
 #include "scheduler/storage/open_storage.h"
+#include <grpc/grpc.h>
+
 #include "services/call.h"
-#include "services/ref_counted_call.h"
 
 namespace taskd {
+namespace {
+
+// How long shutdown lets connections close by themselves once no call is
+// left (see StopServing): ample for a client that reads to take its last
+// answer and the GOAWAY, short enough for a prompt exit.
+constexpr absl::Duration kFlushWait = absl::Milliseconds(250);
+
+gpr_timespec ToGprTimespec(absl::Time t) {
+  const timespec ts = absl::ToTimespec(t);
+  gpr_timespec out;
+  out.tv_sec = ts.tv_sec;
+  out.tv_nsec = static_cast<int32_t>(ts.tv_nsec);
+  out.clock_type = GPR_CLOCK_REALTIME;
+  return out;
+}
+
+}  // namespace
 
 TaskdServer::TaskdServer(ServerOptions options)
     : options_(std::move(options)) {}
@@ -93,15 +111,16 @@ absl::Status TaskdServer::OpenAndRecover() {
                                                  " failed: ", s.message()));
     }
   }
+  sites_ = std::make_unique<CallSites>(metrics_ ? metrics_->grpc() : nullptr);
   schedule_handlers_ = std::make_unique<ScheduleServiceHandlers>(
-      schedule_table_.get(), &schedule_service_);
-  task_handlers_ =
-      std::make_unique<TaskServiceHandlers>(engine_.get(), &task_service_);
-  queue_handlers_ =
-      std::make_unique<QueueServiceHandlers>(engine_.get(), &queue_service_);
-  worker_handlers_ =
-      std::make_unique<WorkerServiceHandlers>(engine_.get(), &worker_service_,
-                                              options_.worker_outbox_bytes);
+      schedule_table_.get(), &schedule_service_, sites_.get());
+  task_handlers_ = std::make_unique<TaskServiceHandlers>(
+      engine_.get(), &task_service_, sites_.get());
+  queue_handlers_ = std::make_unique<QueueServiceHandlers>(
+      engine_.get(), &queue_service_, sites_.get());
+  worker_handlers_ = std::make_unique<WorkerServiceHandlers>(
+      engine_.get(), &worker_service_, sites_.get(),
+      options_.worker_outbox_bytes);
   return absl::OkStatus();
 }
 
@@ -175,10 +194,10 @@ absl::Status TaskdServer::Start() {
       v1::ScheduleService::service_full_name(),
       grpc::health::v1::Health::service_full_name(),
       grpc::reflection::v1alpha::ServerReflection::service_full_name()};
-  health_handlers_ =
-      std::make_unique<HealthServiceHandlers>(&health_service_, services);
+  health_handlers_ = std::make_unique<HealthServiceHandlers>(
+      &health_service_, services, sites_.get());
   reflection_handlers_ = std::make_unique<ReflectionServiceHandlers>(
-      &reflection_service_, services);
+      &reflection_service_, services, sites_.get());
 
   grpc::ServerBuilder builder;
   // A port clash must fail loudly instead of sharing the port.
@@ -190,10 +209,6 @@ absl::Status TaskdServer::Start() {
   builder.RegisterService(&schedule_service_);
   builder.RegisterService(&health_service_);
   builder.RegisterService(&reflection_service_);
-  if (metrics_ != nullptr) {
-    builder.experimental().SetInterceptorCreators(
-        metrics::MakeInterceptorCreators(metrics_->grpc()));
-  }
   // Room for a payload (or a result) of the largest size plus the rest of
   // the message; computed in 64 bits and capped, so that a limit of 1 GiB
   // or more cannot overflow into a negative (unlimited) size.
@@ -248,6 +263,40 @@ absl::Status TaskdServer::Start() {
   return absl::OkStatus();
 }
 
+void TaskdServer::StopServing() {
+  const absl::Time grace_end = absl::Now() + options_.shutdown_grace;
+  // No new calls or connections, GOAWAY to every client; the handlers that
+  // wait for a call get it back (ok = false) and go. (gRPC's C API: the C++
+  // one has no way to end the wait below before the grace is over.)
+  grpc_server* server = server_->c_server();
+  grpc_completion_queue* notified =
+      grpc_completion_queue_create_for_next(nullptr);
+  grpc_server_shutdown_and_notify(server, notified, nullptr);
+  // Left: the calls in flight, and the streams ended above finishing.
+  const bool drained = sites_->live().WaitNone(grace_end);
+  // A connection closes once its client has answered the GOAWAY and the
+  // last answers on it are written. An idle client (no call of its own)
+  // answers late: it reads its socket only every few seconds, or never if
+  // it is stuck, and gRPC would wait for it until the grace ends. So give
+  // the connections a moment to flush and close, then close the rest.
+  grpc_completion_queue_next(
+      notified,
+      ToGprTimespec(std::min(grace_end, absl::Now() + kFlushWait)),
+      nullptr);
+  grpc_server_cancel_all_calls(server);  // after the grace: calls, too
+  server_->Shutdown();  // returns once the connections are gone
+  grpc_completion_queue_shutdown(notified);
+  while (grpc_completion_queue_next(notified,
+                                    gpr_inf_future(GPR_CLOCK_REALTIME),
+                                    nullptr)
+             .type != GRPC_QUEUE_SHUTDOWN) {
+  }
+  grpc_completion_queue_destroy(notified);
+  // Handlers of cancelled calls may start one last operation: let the CQ
+  // threads finish them first (an operation after CQ shutdown is a bug).
+  if (!drained) sites_->live().WaitNone(absl::Now() + absl::Seconds(2));
+}
+
 void TaskdServer::Shutdown() {
   if (!started_ || stopped_) return;
   stopped_ = true;
@@ -257,12 +306,7 @@ void TaskdServer::Shutdown() {
   schedule_table_->Stop();        // ScheduleService: no more firings
   engine_->Shutdown();            // Awaits and Streams: UNAVAILABLE
   worker_handlers_->CloseAll();   // Work streams: UNAVAILABLE
-  server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
-  // Streaming and waiting handlers still alive (their RPCs were cancelled)
-  // may start one last operation: let the CQ threads finish them first.
-  // Counted per process, so another server in the same process (tests) can
-  // only make this wait its limit.
-  RefCountedCall::WaitNoneLive(absl::Seconds(2));
+  StopServing();
   // Commits what is queued and answers the calls still waiting for it while
   // the CQs are polled (a Finish after CQ shutdown would be a bug).
   if (journal_) journal_->Stop();

@@ -27,6 +27,7 @@
 #include "scheduler/schedule_table.h"
 #include "scheduler/storage/storage.h"
 #include "services/auth/server_security.h"
+#include "services/call.h"
 #include "services/health_port.h"
 #include "services/grpc_std/health_service.h"
 #include "services/grpc_std/reflection_service.h"
@@ -85,8 +86,11 @@ class TaskdServer final {
   absl::Status Start();
 
   // Health NOT_SERVING -> pending Awaits/Streams answered UNAVAILABLE and
-  // Work streams closed -> Server::Shutdown(grace) while the CQ threads
-  // still poll -> CQ shutdown -> drain -> engine timers stopped.
+  // Work streams closed -> no new calls or connections -> the calls in
+  // flight finish, for at most shutdown_grace -> every connection closed
+  // (an idle client does not hold shutdown up) -> CQ shutdown -> drain ->
+  // engine timers stopped. Returns at once after the calls in flight are
+  // done: idle connections and open streams do not wait for the grace.
   void Shutdown();
 
   int port() const { return port_; }
@@ -118,6 +122,8 @@ class TaskdServer final {
   absl::Status StartMetrics();
   // Starts the health-only server, if asked for.
   absl::Status StartHealthPort();
+  // Stops the gRPC server (see Shutdown) while the CQ threads still poll.
+  void StopServing();
 
   const ServerOptions options_;
   auth::ServerSecurity security_;
@@ -130,6 +136,9 @@ class TaskdServer final {
   absl::Duration recovery_time_;
   absl::Notification stop_compaction_;
   std::thread compaction_;
+  // What every call handler shares; outlives them all (they are gone once
+  // the CQs are drained).
+  std::unique_ptr<CallSites> sites_;
   v1::TaskService::AsyncService task_service_;
   v1::WorkerService::AsyncService worker_service_;
   std::unique_ptr<TaskServiceHandlers> task_handlers_;

@@ -61,7 +61,7 @@ using ListCall =
 using CancelCall = UnaryCall<Service, Engine, v1::CancelRequest, v1::Task>;
 
 const SubmitCall::Method kSubmit{
-    &Service::RequestSubmitTask,
+    "SubmitTask", &Service::RequestSubmitTask,
     [](Engine& engine, const v1::SubmitTaskRequest& request,
        SubmitCall::Reply reply) {
       if (!request.has_task()) {
@@ -83,7 +83,7 @@ const SubmitCall::Method kSubmit{
     }};
 
 const SubmitBatchCall::Method kSubmitBatch{
-    &Service::RequestSubmitTasks,
+    "SubmitTasks", &Service::RequestSubmitTasks,
     [](Engine& engine, const v1::SubmitTasksRequest& request,
        SubmitBatchCall::Reply reply) {
       engine.SubmitBatchAsync(
@@ -108,14 +108,14 @@ const SubmitBatchCall::Method kSubmitBatch{
     }};
 
 const GetCall::Method kGet{
-    &Service::RequestGetTask,
+    "GetTask", &Service::RequestGetTask,
     [](Engine& engine, const v1::GetTaskRequest& request, GetCall::Reply reply) {
       engine.GetAsync(request.id(), std::move(reply));
     },
     TaskInScope<v1::GetTaskRequest>};
 
 const ListCall::Method kList{
-    &Service::RequestListTasks,
+    "ListTasks", &Service::RequestListTasks,
     [](Engine& engine, const v1::ListTasksRequest& request,
        ListCall::Reply reply) { reply(engine.List(request)); },
     [](Engine&, const v1::ListTasksRequest& request,
@@ -125,7 +125,7 @@ const ListCall::Method kList{
     }};
 
 const CancelCall::Method kCancel{
-    &Service::RequestCancel,
+    "Cancel", &Service::RequestCancel,
     [](Engine& engine, const v1::CancelRequest& request,
        CancelCall::Reply reply) {
       engine.CancelAsync(request.id(), request.reason(), std::move(reply));
@@ -139,9 +139,9 @@ const CancelCall::Method kCancel{
 // UNAVAILABLE at shutdown. A client that goes away withdraws the Await.
 class AwaitCall final : public RefCountedCall {
  public:
-  static void Arm(const TaskServiceHandlers* handlers,
+  static void Arm(const CallSite& site, const TaskServiceHandlers* handlers,
                   grpc::ServerCompletionQueue* cq) {
-    new AwaitCall(handlers, cq);
+    new AwaitCall(site, handlers, cq);
   }
 
   void OnEvent(int op, bool ok) override {
@@ -151,7 +151,9 @@ class AwaitCall final : public RefCountedCall {
           delete this;  // never started: no done tag will come
           return;
         }
-        Arm(handlers_, cq_);
+        Arm(site_, handlers_, cq_);
+        meter_.Start(site_.cells);
+        meter_.Received();  // the request
         Begin();
         break;
       case kDone: {
@@ -164,7 +166,10 @@ class AwaitCall final : public RefCountedCall {
         // Outside mu_: the engine may be running our callback right now.
         // Only a successful withdrawal drops the callback's reference; else
         // the callback is running or will run, and drops it itself.
-        if (handle && handlers_->engine()->CancelAwait(handle)) Unref();
+        if (handle && handlers_->engine()->CancelAwait(handle)) {
+          meter_.Handled(grpc::StatusCode::CANCELLED);  // never finished
+          Unref();
+        }
         break;
       }
       case kFinish:
@@ -176,9 +181,9 @@ class AwaitCall final : public RefCountedCall {
  private:
   enum Op { kRequest, kDone, kFinish };
 
-  AwaitCall(const TaskServiceHandlers* handlers,
+  AwaitCall(const CallSite& site, const TaskServiceHandlers* handlers,
             grpc::ServerCompletionQueue* cq)
-      : handlers_(handlers), cq_(cq), responder_(&ctx_) {
+      : RefCountedCall(site), handlers_(handlers), cq_(cq), responder_(&ctx_) {
     ctx_.AsyncNotifyWhenDone(&done_tag_);
     handlers_->service()->RequestAwait(&ctx_, &request_, &responder_, cq_, cq_,
                                        &request_tag_);
@@ -244,7 +249,10 @@ class AwaitCall final : public RefCountedCall {
       handle_ = *handle;
       gone = client_gone_;
     }
-    if (gone && handlers_->engine()->CancelAwait(*handle)) Unref();
+    if (gone && handlers_->engine()->CancelAwait(*handle)) {
+      meter_.Handled(grpc::StatusCode::CANCELLED);  // never finished
+      Unref();
+    }
   }
 
   // Runs at most once (the engine fires the callback once; errors before
@@ -256,9 +264,13 @@ class AwaitCall final : public RefCountedCall {
     finished_ = true;
     Ref();  // the finish tag
     if (status.ok()) {
+      meter_.Sent();
+      meter_.Handled(grpc::StatusCode::OK);
       responder_.Finish(*response, grpc::Status::OK, &finish_tag_);
     } else {
-      responder_.FinishWithError(ToGrpcStatus(status), &finish_tag_);
+      grpc::Status error = ToGrpcStatus(status);
+      meter_.Handled(error.error_code());
+      responder_.FinishWithError(error, &finish_tag_);
     }
   }
 
@@ -284,9 +296,9 @@ class AwaitCall final : public RefCountedCall {
 // ended with RESOURCE_EXHAUSTED.
 class StreamCall final : public RefCountedCall {
  public:
-  static void Arm(const TaskServiceHandlers* handlers,
+  static void Arm(const CallSite& site, const TaskServiceHandlers* handlers,
                   grpc::ServerCompletionQueue* cq) {
-    new StreamCall(handlers, cq);
+    new StreamCall(site, handlers, cq);
   }
 
   void OnEvent(int op, bool ok) override {
@@ -296,7 +308,9 @@ class StreamCall final : public RefCountedCall {
           delete this;
           return;
         }
-        Arm(handlers_, cq_);
+        Arm(site_, handlers_, cq_);
+        meter_.Start(site_.cells);
+        meter_.Received();  // the request
         Begin();
         break;
       case kWrite: {
@@ -338,9 +352,9 @@ class StreamCall final : public RefCountedCall {
   enum Op { kRequest, kWrite, kDone, kFinish };
   static constexpr size_t kReadBatch = 128;
 
-  StreamCall(const TaskServiceHandlers* handlers,
+  StreamCall(const CallSite& site, const TaskServiceHandlers* handlers,
              grpc::ServerCompletionQueue* cq)
-      : handlers_(handlers), cq_(cq), writer_(&ctx_) {
+      : RefCountedCall(site), handlers_(handlers), cq_(cq), writer_(&ctx_) {
     ctx_.AsyncNotifyWhenDone(&done_tag_);
     handlers_->service()->RequestStream(&ctx_, &request_, &writer_, cq_, cq_,
                                         &request_tag_);
@@ -481,6 +495,7 @@ class StreamCall final : public RefCountedCall {
       }
       write_in_flight_ = true;
       Ref();
+      meter_.Sent();
       writer_.Write(event, &write_tag_);
       return;
     }
@@ -505,7 +520,9 @@ class StreamCall final : public RefCountedCall {
     if (finish_started_) return;
     finish_started_ = true;
     Ref();
-    writer_.Finish(ToGrpcStatus(final_status_), &finish_tag_);
+    grpc::Status status = ToGrpcStatus(final_status_);
+    meter_.Handled(status.error_code());
+    writer_.Finish(status, &finish_tag_);
   }
 
   const TaskServiceHandlers* const handlers_;
@@ -535,13 +552,17 @@ class StreamCall final : public RefCountedCall {
 }  // namespace
 
 void TaskServiceHandlers::Arm(grpc::ServerCompletionQueue* cq) const {
-  SubmitCall::Arm(engine_, service_, &kSubmit, cq);
-  SubmitBatchCall::Arm(engine_, service_, &kSubmitBatch, cq);
-  GetCall::Arm(engine_, service_, &kGet, cq);
-  ListCall::Arm(engine_, service_, &kList, cq);
-  CancelCall::Arm(engine_, service_, &kCancel, cq);
-  AwaitCall::Arm(this, cq);
-  StreamCall::Arm(this, cq);
+  auto site = [this](const char* method) {
+    return sites_->For(v1::TaskService::service_full_name(), method);
+  };
+  SubmitCall::Arm(site(kSubmit.name), engine_, service_, &kSubmit, cq);
+  SubmitBatchCall::Arm(site(kSubmitBatch.name), engine_, service_,
+                       &kSubmitBatch, cq);
+  GetCall::Arm(site(kGet.name), engine_, service_, &kGet, cq);
+  ListCall::Arm(site(kList.name), engine_, service_, &kList, cq);
+  CancelCall::Arm(site(kCancel.name), engine_, service_, &kCancel, cq);
+  AwaitCall::Arm(site("Await"), this, cq);
+  StreamCall::Arm(site("Stream"), this, cq);
 }
 
 }  // namespace taskd

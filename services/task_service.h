@@ -11,13 +11,17 @@
 
 #include "api/taskd/v1/taskd.grpc.pb.h"
 #include "scheduler/engine.h"
+#include "services/call.h"
 
 namespace taskd {
 
 class TaskServiceHandlers final {
  public:
-  TaskServiceHandlers(Engine* engine, v1::TaskService::AsyncService* service)
-      : engine_(engine), service_(service) {}
+  // `engine`, `service` and `sites` must outlive every armed handler (until
+  // the CQs are drained).
+  TaskServiceHandlers(Engine* engine, v1::TaskService::AsyncService* service,
+                      CallSites* sites)
+      : engine_(engine), service_(service), sites_(sites) {}
 
   // Posts one waiting handler per RPC on `cq`; each posts its successor when
   // a call arrives.
@@ -29,6 +33,7 @@ class TaskServiceHandlers final {
  private:
   Engine* const engine_;
   v1::TaskService::AsyncService* const service_;
+  CallSites* const sites_;
 };
 
 }  // namespace taskd

@@ -4,16 +4,18 @@
 //
 //   using GetCall = UnaryCall<Svc, Engine, Req, Resp>;
 //   const GetCall::Method kGet{
-//       &Svc::RequestGet,
+//       "Get", &Svc::RequestGet,
 //       [](Engine& engine, const Req& req, GetCall::Reply reply) {
 //         reply(engine.Get(req.id()));   // now, or later from a callback
 //       }};
-//   GetCall::Arm(&engine, &service, &kGet, cq);
+//   GetCall::Arm(sites.For("pkg.Svc", kGet.name), &engine, &service, &kGet,
+//                cq);
 //
 // The handler answers through `reply`, at once for reads or later from the
 // engine's callback (after a write is durable), so no CQ thread waits for a
 // disk. Each call posts its successor when it arrives; it is deleted when
-// its finish tag returns. `reply` must be called exactly once.
+// its finish tag returns. `reply` must be called exactly once. The handler
+// counts its call in its site's metrics (call.h).
 //
 // Queue scopes (auth/caller.h): for a caller whose token is limited to some
 // queues, the Method's `scope` check runs first and its error is the answer;
@@ -46,14 +48,15 @@ class UnaryCall final : public Call {
                                                 const auth::Caller&)>;
 
   struct Method {
+    const char* name;  // the RPC's name in its service, e.g. "GetTask"
     RequestMethod request;
     Handler handle;
     ScopeCheck scope = nullptr;  // see above
   };
 
-  static void Arm(Backend* backend, Service* service, const Method* method,
-                  grpc::ServerCompletionQueue* cq) {
-    new UnaryCall(backend, service, method, cq);
+  static void Arm(const CallSite& site, Backend* backend, Service* service,
+                  const Method* method, grpc::ServerCompletionQueue* cq) {
+    new UnaryCall(site, backend, service, method, cq);
   }
 
   void OnEvent(int op, bool ok) override {
@@ -61,12 +64,18 @@ class UnaryCall final : public Call {
       delete this;  // finished, or never started (no done tag is pending)
       return;
     }
-    Arm(backend_, service_, method_, cq_);
+    Arm(site_, backend_, service_, method_, cq_);
+    meter_.Start(site_.cells);
+    meter_.Received();  // the request
     auto reply = [this](absl::StatusOr<Response> r) {
       if (r.ok()) {
+        meter_.Sent();
+        meter_.Handled(grpc::StatusCode::OK);
         responder_.Finish(*r, grpc::Status::OK, &finish_tag_);
       } else {
-        responder_.FinishWithError(ToGrpcStatus(r.status()), &finish_tag_);
+        grpc::Status status = ToGrpcStatus(r.status());
+        meter_.Handled(status.error_code());
+        responder_.FinishWithError(status, &finish_tag_);
       }
     };
     if (auth::Caller caller = auth::Caller::FromContext(ctx_);
@@ -82,9 +91,10 @@ class UnaryCall final : public Call {
  private:
   enum Op { kRequest, kFinish };
 
-  UnaryCall(Backend* backend, Service* service, const Method* method,
-            grpc::ServerCompletionQueue* cq)
-      : backend_(backend),
+  UnaryCall(const CallSite& site, Backend* backend, Service* service,
+            const Method* method, grpc::ServerCompletionQueue* cq)
+      : Call(site),
+        backend_(backend),
         service_(service),
         method_(method),
         cq_(cq),

@@ -32,9 +32,9 @@ namespace taskd {
 // so while holding its own reference to the call.
 class WorkCall final : public RefCountedCall, public WorkerSink {
  public:
-  static void Arm(WorkerServiceHandlers* handlers,
+  static void Arm(const CallSite& site, WorkerServiceHandlers* handlers,
                   grpc::ServerCompletionQueue* cq) {
-    new WorkCall(handlers, cq);
+    new WorkCall(site, handlers, cq);
   }
 
   void OnEvent(int op, bool ok) override {
@@ -44,7 +44,8 @@ class WorkCall final : public RefCountedCall, public WorkerSink {
           delete this;
           return;
         }
-        Arm(handlers_, cq_);
+        Arm(site_, handlers_, cq_);
+        meter_.Start(site_.cells);
         handlers_->Register(this);
         {
           absl::MutexLock lock(&mu_);
@@ -55,6 +56,7 @@ class WorkCall final : public RefCountedCall, public WorkerSink {
         break;
       case kRead:
         if (ok) {
+          meter_.Received();
           OnMessage();
         } else {
           // Client half-closed, went away, or the server is shutting down.
@@ -133,8 +135,9 @@ class WorkCall final : public RefCountedCall, public WorkerSink {
  private:
   enum Op { kRequest, kRead, kWrite, kDone, kFinish };
 
-  WorkCall(WorkerServiceHandlers* handlers, grpc::ServerCompletionQueue* cq)
-      : handlers_(handlers), cq_(cq), stream_(&ctx_) {
+  WorkCall(const CallSite& site, WorkerServiceHandlers* handlers,
+           grpc::ServerCompletionQueue* cq)
+      : RefCountedCall(site), handlers_(handlers), cq_(cq), stream_(&ctx_) {
     ctx_.AsyncNotifyWhenDone(&done_tag_);
     handlers_->service()->RequestWork(&ctx_, &stream_, cq_, cq_,
                                       &request_tag_);
@@ -228,6 +231,7 @@ class WorkCall final : public RefCountedCall, public WorkerSink {
     writing_ = std::move(outbox_.front());
     outbox_.pop_front();
     in_flight_bytes_ = writing_.ByteSizeLong();
+    meter_.Sent();
     stream_.Write(writing_, &write_tag_);
   }
 
@@ -266,7 +270,9 @@ class WorkCall final : public RefCountedCall, public WorkerSink {
     if (finish_started_) return;
     finish_started_ = true;
     Ref();
-    stream_.Finish(ToGrpcStatus(final_status_), &finish_tag_);
+    grpc::Status status = ToGrpcStatus(final_status_);
+    meter_.Handled(status.error_code());
+    stream_.Finish(status, &finish_tag_);
   }
 
   WorkerServiceHandlers* const handlers_;
@@ -302,7 +308,8 @@ class WorkCall final : public RefCountedCall, public WorkerSink {
 };
 
 void WorkerServiceHandlers::Arm(grpc::ServerCompletionQueue* cq) {
-  WorkCall::Arm(this, cq);
+  WorkCall::Arm(sites_->For(v1::WorkerService::service_full_name(), "Work"),
+                this, cq);
 }
 
 void WorkerServiceHandlers::Register(WorkCall* call) {

@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "api/taskd/v1/taskd.grpc.pb.h"
 #include "scheduler/engine.h"
+#include "services/call.h"
 
 namespace taskd {
 
@@ -25,10 +26,14 @@ class WorkerServiceHandlers final {
  public:
   // `outbox_bytes`: messages one worker may have waiting unsent before the
   // dispatcher stops assigning it more (a worker that does not read).
+  // `engine`, `service` and `sites` must outlive every armed handler.
   WorkerServiceHandlers(Engine* engine,
                         v1::WorkerService::AsyncService* service,
-                        size_t outbox_bytes = 64 << 20)
-      : engine_(engine), service_(service), outbox_bytes_(outbox_bytes) {}
+                        CallSites* sites, size_t outbox_bytes = 64 << 20)
+      : engine_(engine),
+        service_(service),
+        sites_(sites),
+        outbox_bytes_(outbox_bytes) {}
 
   // Posts a waiting Work handler on `cq`.
   void Arm(grpc::ServerCompletionQueue* cq);
@@ -53,6 +58,7 @@ class WorkerServiceHandlers final {
  private:
   Engine* const engine_;
   v1::WorkerService::AsyncService* const service_;
+  CallSites* const sites_;
   const size_t outbox_bytes_;
   std::atomic<int64_t> queued_bytes_{0};
 

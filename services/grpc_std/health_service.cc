@@ -18,7 +18,7 @@ using CheckCall = UnaryCall<HealthServiceHandlers::Service,
                             HealthCheckResponse>;
 
 const CheckCall::Method kCheck{
-    &HealthServiceHandlers::Service::RequestCheck,
+    "Check", &HealthServiceHandlers::Service::RequestCheck,
     [](HealthServiceHandlers& health, const HealthCheckRequest& request,
        CheckCall::Reply reply) {
       if (!health.Known(request.service())) {
@@ -40,9 +40,9 @@ const CheckCall::Method kCheck{
 // status matters). Lives until its done tag and its last op tag returned.
 class WatchCall final : public RefCountedCall {
  public:
-  static void Arm(HealthServiceHandlers* health,
+  static void Arm(const CallSite& site, HealthServiceHandlers* health,
                   grpc::ServerCompletionQueue* cq) {
-    new WatchCall(health, cq);
+    new WatchCall(site, health, cq);
   }
 
   void OnEvent(int op, bool ok) override {
@@ -52,7 +52,9 @@ class WatchCall final : public RefCountedCall {
           delete this;
           return;
         }
-        Arm(health_, cq_);
+        Arm(site_, health_, cq_);
+        meter_.Start(site_.cells);
+        meter_.Received();  // the request
         {
           absl::MutexLock lock(&mu_);
           Ref();  // the done tag
@@ -108,8 +110,9 @@ class WatchCall final : public RefCountedCall {
  private:
   enum Op { kRequest, kWrite, kDone, kFinish };
 
-  WatchCall(HealthServiceHandlers* health, grpc::ServerCompletionQueue* cq)
-      : health_(health), cq_(cq), writer_(&ctx_) {
+  WatchCall(const CallSite& site, HealthServiceHandlers* health,
+            grpc::ServerCompletionQueue* cq)
+      : RefCountedCall(site), health_(health), cq_(cq), writer_(&ctx_) {
     ctx_.AsyncNotifyWhenDone(&done_tag_);
     health_->service()->RequestWatch(&ctx_, &request_, &writer_, cq_, cq_,
                                      &request_tag_);
@@ -128,6 +131,7 @@ class WatchCall final : public RefCountedCall {
     response_.set_status(status);
     write_in_flight_ = true;
     Ref();
+    meter_.Sent();
     writer_.Write(response_, &write_tag_);
   }
 
@@ -142,6 +146,7 @@ class WatchCall final : public RefCountedCall {
     if (finish_started_) return;
     finish_started_ = true;
     Ref();
+    meter_.Handled(final_status_.error_code());
     writer_.Finish(final_status_, &finish_tag_);
   }
 
@@ -169,17 +174,21 @@ class WatchCall final : public RefCountedCall {
 };
 
 HealthServiceHandlers::HealthServiceHandlers(Service* service,
-                                             std::vector<std::string> services)
-    : service_(service), services_([&] {
+                                             std::vector<std::string> services,
+                                             CallSites* sites)
+    : service_(service),
+      services_([&] {
         absl::flat_hash_set<std::string> names(services.begin(),
                                                services.end());
         names.insert("");
         return names;
-      }()) {}
+      }()),
+      sites_(sites) {}
 
 void HealthServiceHandlers::Arm(grpc::ServerCompletionQueue* cq) {
-  CheckCall::Arm(this, service_, &kCheck, cq);
-  WatchCall::Arm(this, cq);
+  const char* name = grpc::health::v1::Health::service_full_name();
+  CheckCall::Arm(sites_->For(name, kCheck.name), this, service_, &kCheck, cq);
+  WatchCall::Arm(sites_->For(name, "Watch"), this, cq);
 }
 
 HealthServiceHandlers::Status HealthServiceHandlers::StatusOf(

@@ -3,7 +3,8 @@
 // clients that follow the status. gRPC's default health service would start
 // its own polling threads that compete with the CQ threads for every call.
 //
-//   HealthServiceHandlers health(&service, {"taskd.v1.TaskService", ...});
+//   HealthServiceHandlers health(&service, {"taskd.v1.TaskService", ...},
+//                                &sites);
 //   builder.RegisterService(&service);
 //   ... health.Arm(cq) for each CQ, then health.SetServing(true) ...
 //   health.Shutdown();   // NOT_SERVING, and every Watch ends
@@ -22,6 +23,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
+#include "services/call.h"
 #include "services/grpc_std/health.grpc.pb.h"
 
 namespace taskd {
@@ -33,7 +35,9 @@ class HealthServiceHandlers final {
   using Service = grpc::health::v1::Health::AsyncService;
   using Status = grpc::health::v1::HealthCheckResponse::ServingStatus;
 
-  HealthServiceHandlers(Service* service, std::vector<std::string> services);
+  // `service` and `sites` must outlive every armed handler.
+  HealthServiceHandlers(Service* service, std::vector<std::string> services,
+                        CallSites* sites);
   HealthServiceHandlers(const HealthServiceHandlers&) = delete;
   HealthServiceHandlers& operator=(const HealthServiceHandlers&) = delete;
 
@@ -64,6 +68,7 @@ class HealthServiceHandlers final {
 
   Service* const service_;
   const absl::flat_hash_set<std::string> services_;  // "" included
+  CallSites* const sites_;
 
   mutable absl::Mutex mu_;
   bool serving_ ABSL_GUARDED_BY(mu_) = false;

@@ -113,9 +113,9 @@ ServerReflectionResponse ReflectionServiceHandlers::Answer(
 // Exactly one operation (read or write) in flight, then the finish.
 class ReflectionCall final : public RefCountedCall {
  public:
-  static void Arm(ReflectionServiceHandlers* handlers,
+  static void Arm(const CallSite& site, ReflectionServiceHandlers* handlers,
                   grpc::ServerCompletionQueue* cq) {
-    new ReflectionCall(handlers, cq);
+    new ReflectionCall(site, handlers, cq);
   }
 
   void OnEvent(int op, bool ok) override {
@@ -125,7 +125,8 @@ class ReflectionCall final : public RefCountedCall {
           delete this;
           return;
         }
-        Arm(handlers_, cq_);
+        Arm(site_, handlers_, cq_);
+        meter_.Start(site_.cells);
         {
           absl::MutexLock lock(&mu_);
           Ref();  // the done tag
@@ -144,10 +145,14 @@ class ReflectionCall final : public RefCountedCall {
         op_in_flight_ = false;
         if (!ok) {
           FinishLocked(grpc::Status::OK);  // the client half-closed
-        } else if (!finished_) {
+          break;
+        }
+        meter_.Received();
+        if (!finished_) {
           response_ = handlers_->Answer(request_);
           op_in_flight_ = true;
           Ref();
+          meter_.Sent();
           stream_.Write(response_, &write_tag_);
         } else {
           StartFinishLocked();
@@ -188,9 +193,9 @@ class ReflectionCall final : public RefCountedCall {
  private:
   enum Op { kRequest, kRead, kWrite, kDone, kFinish };
 
-  ReflectionCall(ReflectionServiceHandlers* handlers,
+  ReflectionCall(const CallSite& site, ReflectionServiceHandlers* handlers,
                  grpc::ServerCompletionQueue* cq)
-      : handlers_(handlers), cq_(cq), stream_(&ctx_) {
+      : RefCountedCall(site), handlers_(handlers), cq_(cq), stream_(&ctx_) {
     ctx_.AsyncNotifyWhenDone(&done_tag_);
     handlers_->service()->RequestServerReflectionInfo(&ctx_, &stream_, cq_,
                                                       cq_, &request_tag_);
@@ -215,6 +220,7 @@ class ReflectionCall final : public RefCountedCall {
     if (finish_started_) return;
     finish_started_ = true;
     Ref();
+    meter_.Handled(final_status_.error_code());
     stream_.Finish(final_status_, &finish_tag_);
   }
 
@@ -239,7 +245,11 @@ class ReflectionCall final : public RefCountedCall {
 };
 
 void ReflectionServiceHandlers::Arm(grpc::ServerCompletionQueue* cq) {
-  ReflectionCall::Arm(this, cq);
+  ReflectionCall::Arm(
+      sites_->For(grpc::reflection::v1alpha::ServerReflection::
+                      service_full_name(),
+                  "ServerReflectionInfo"),
+      this, cq);
 }
 
 void ReflectionServiceHandlers::Shutdown() {

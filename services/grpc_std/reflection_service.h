@@ -4,7 +4,8 @@
 // gRPC's own reflection plugin runs a synchronous service with its own
 // polling threads, which compete with the CQ threads for every call.
 //
-//   ReflectionServiceHandlers reflection(&service, {"taskd.v1.TaskService"});
+//   ReflectionServiceHandlers reflection(&service, {"taskd.v1.TaskService"},
+//                                        &sites);
 //   builder.RegisterService(&service);
 //   reflection.Arm(cq);                 // for each CQ
 //   reflection.Shutdown();              // ends open streams
@@ -21,6 +22,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
+#include "services/call.h"
 #include "services/grpc_std/reflection.grpc.pb.h"
 
 namespace taskd {
@@ -31,9 +33,11 @@ class ReflectionServiceHandlers final {
  public:
   using Service = grpc::reflection::v1alpha::ServerReflection::AsyncService;
 
-  // `services`: the full names list_services answers.
-  ReflectionServiceHandlers(Service* service, std::vector<std::string> services)
-      : service_(service), services_(std::move(services)) {}
+  // `services`: the full names list_services answers. `service` and `sites`
+  // must outlive every armed handler.
+  ReflectionServiceHandlers(Service* service, std::vector<std::string> services,
+                            CallSites* sites)
+      : service_(service), services_(std::move(services)), sites_(sites) {}
   ReflectionServiceHandlers(const ReflectionServiceHandlers&) = delete;
   ReflectionServiceHandlers& operator=(const ReflectionServiceHandlers&) =
       delete;
@@ -53,6 +57,7 @@ class ReflectionServiceHandlers final {
  private:
   Service* const service_;
   const std::vector<std::string> services_;
+  CallSites* const sites_;
 
   absl::Mutex mu_;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;

@@ -1,14 +1,20 @@
 #include "services/metrics/exporter.h"
 
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <exception>
 #include <filesystem>
 #include <map>
 #include <system_error>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "services/metrics/build_info.h"
 
 namespace taskd {
@@ -252,10 +258,52 @@ absl::StatusOr<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(
   std::vector<int> ports = endpoint->exposer_->GetListeningPorts();
   endpoint->port_ = ports.empty() ? port : ports.front();
   endpoint->exposer_->RegisterCollectable(collectable);
+  std::string host = listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (host == "0.0.0.0") host = "127.0.0.1";  // any address: knock locally
+  if (host == "::") host = "::1";
+  endpoint->knock_host_ = host;
   return endpoint;
 }
 
-MetricsEndpoint::~MetricsEndpoint() = default;
+// civetweb's listener thread polls its socket in quanta of 2 s (compiled
+// in) and looks at the stop flag only between them, so mg_stop waits up to
+// 2 s. The stop runs on a thread of its own while this one connects to the
+// port every few milliseconds, which ends the listener's poll at once.
+MetricsEndpoint::~MetricsEndpoint() {
+  if (exposer_ == nullptr) return;
+  absl::Notification stopped;
+  std::thread stopper([this, &stopped] {
+    exposer_.reset();
+    stopped.Notify();
+  });
+  while (!stopped.WaitForNotificationWithTimeout(absl::Milliseconds(5))) {
+    Knock();
+  }
+  stopper.join();
+}
+
+void MetricsEndpoint::Knock() const {
+  addrinfo hints = {};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(knock_host_.c_str(), std::to_string(port_).c_str(), &hints,
+                  &found) != 0) {
+    return;
+  }
+  for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    const int fd =
+        socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    const bool connected = connect(fd, a->ai_addr, a->ai_addrlen) == 0;
+    close(fd);
+    if (connected) break;
+  }
+  freeaddrinfo(found);
+}
 
 }  // namespace metrics
 }  // namespace taskd

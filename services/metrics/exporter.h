@@ -119,15 +119,20 @@ class MetricsEndpoint {
   static absl::StatusOr<std::unique_ptr<MetricsEndpoint>> Start(
       const std::string& listen,
       std::shared_ptr<prometheus::Collectable> collectable);
-  // Stops serving; a scrape in progress completes first.
+  // Stops serving; a scrape in progress completes first. Takes
+  // milliseconds, not civetweb's up to 2 s (see exporter.cc).
   ~MetricsEndpoint();
 
   int port() const { return port_; }
 
  private:
   MetricsEndpoint() = default;
+  // Connects to the listening port and hangs up (errors ignored).
+  void Knock() const;
+
   std::unique_ptr<prometheus::Exposer> exposer_;
   int port_ = 0;
+  std::string knock_host_;  // an address of the listening socket
 };
 
 }  // namespace metrics

@@ -1,8 +1,7 @@
 #include "services/metrics/grpc_metrics.h"
 
 #include <google/protobuf/descriptor.h>
-#include <grpcpp/support/interceptor.h>
-
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -10,8 +9,6 @@
 namespace taskd {
 namespace metrics {
 namespace {
-
-using grpc::experimental::InterceptionHookPoints;
 
 constexpr std::array<const char*, kGrpcCodes> kCodeNames = {
     "OK",
@@ -40,58 +37,6 @@ const char* TypeName(bool client_streaming, bool server_streaming) {
   return "unary";
 }
 
-// One call's view: counts as the call's hooks pass. Lives as long as the
-// call's ServerRpcInfo (gRPC owns it).
-class MetricsInterceptor final : public grpc::experimental::Interceptor {
- public:
-  MetricsInterceptor(MethodCells* cells, Clock* clock)
-      : cells_(cells), clock_(clock), start_(clock->Now()) {
-    cells_->started.Add();
-  }
-
-  void Intercept(grpc::experimental::InterceptorBatchMethods* m) override {
-    if (m->QueryInterceptionHookPoint(
-            InterceptionHookPoints::POST_RECV_MESSAGE) &&
-        m->GetRecvMessage() != nullptr) {
-      cells_->received.Add();  // nullptr: the client half-closed instead
-    }
-    if (m->QueryInterceptionHookPoint(
-            InterceptionHookPoints::PRE_SEND_MESSAGE)) {
-      cells_->sent.Add();
-    }
-    if (m->QueryInterceptionHookPoint(
-            InterceptionHookPoints::PRE_SEND_STATUS)) {
-      const int code = static_cast<int>(m->GetSendStatus().error_code());
-      cells_->handled[code >= 0 && code < kGrpcCodes ? code : 2].Add();
-      cells_->seconds.Observe(
-          std::max(0.0, absl::ToDoubleSeconds(clock_->Now() - start_)));
-    }
-    m->Proceed();
-  }
-
- private:
-  MethodCells* const cells_;
-  Clock* const clock_;
-  const absl::Time start_;
-};
-
-class MetricsInterceptorFactory final
-    : public grpc::experimental::ServerInterceptorFactoryInterface {
- public:
-  explicit MetricsInterceptorFactory(GrpcMetrics* metrics)
-      : metrics_(metrics) {}
-
-  grpc::experimental::Interceptor* CreateServerInterceptor(
-      grpc::experimental::ServerRpcInfo* info) override {
-    MethodCells* cells = metrics_->Find(info->method());
-    if (cells == nullptr) return nullptr;  // unknown method: not counted
-    return new MetricsInterceptor(cells, metrics_->clock());
-  }
-
- private:
-  GrpcMetrics* const metrics_;
-};
-
 }  // namespace
 
 GrpcMetrics::GrpcMetrics(Clock* clock)
@@ -119,6 +64,7 @@ void GrpcMetrics::AddMethod(const std::string& service,
   std::string path = absl::StrCat("/", service, "/", method);
   if (by_path_.contains(path)) return;
   auto cells = std::make_unique<MethodCells>();
+  cells->clock = clock_;
   cells->type = TypeName(client_streaming, server_streaming);
   cells->service = service;
   cells->method = method;
@@ -183,13 +129,13 @@ void GrpcMetrics::Collect(std::vector<prometheus::MetricFamily>* out) const {
   }
 }
 
-std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
-MakeInterceptorCreators(GrpcMetrics* metrics) {
-  std::vector<
-      std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
-      out;
-  out.push_back(std::make_unique<MetricsInterceptorFactory>(metrics));
-  return out;
+void CallMeter::Handled(grpc::StatusCode code) {
+  if (cells_ == nullptr) return;
+  const int i = static_cast<int>(code);
+  cells_->handled[i >= 0 && i < kGrpcCodes ? i : grpc::StatusCode::UNKNOWN]
+      .Add();
+  cells_->seconds.Observe(
+      std::max(0.0, absl::ToDoubleSeconds(cells_->clock->Now() - start_)));
 }
 
 }  // namespace metrics

@@ -8,21 +8,24 @@
 //
 //   GrpcMetrics grpc_metrics(clock);
 //   grpc_metrics.AddService("taskd.v1.TaskService");   // before serving
-//   builder.experimental().SetInterceptorCreators(
-//       MakeInterceptorCreators(&grpc_metrics));      // async API included
+//   MethodCells* cells = grpc_metrics.Find("/taskd.v1.TaskService/Get");
+//   ...then, in the method's call handler, one CallMeter per call:
+//   meter.Start(cells); meter.Received(); meter.Sent(); meter.Handled(s);
 //
-// The method table is fixed before the server starts (label sets bounded by
-// the services served; calls to unknown methods are not counted). Each call
-// gets an interceptor that finds its method's cells once, in an immutable
-// map, then only increments relaxed atomics. Like go-grpc-prometheus, every
-// method's series exist from the start with 0 (every grpc_code included).
+// The call handlers count their own calls (services/call.h), with the cells
+// of their method found once when the server starts: a gRPC interceptor did
+// the same at several percent of the server's CPU per call (it adds work to
+// every operation of the asynchronous API). The method table is fixed
+// before the server starts (label sets bounded by the services served).
+// Like go-grpc-prometheus, every method's series exist from the start with
+// 0 (every grpc_code included).
 //
 // Thread-safe once the table is built; AddService/AddMethod must happen
-// before the first call is intercepted.
+// before the first call is counted.
 #ifndef TASKD_SERVICES_METRICS_GRPC_METRICS_H_
 #define TASKD_SERVICES_METRICS_GRPC_METRICS_H_
 
-#include <grpcpp/support/server_interceptor.h>
+#include <grpcpp/support/status.h>
 
 #include <array>
 #include <memory>
@@ -31,6 +34,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "prometheus/metric_family.h"
 #include "scheduler/clock.h"
 #include "services/metrics/cells.h"
@@ -42,6 +46,7 @@ namespace metrics {
 inline constexpr int kGrpcCodes = 17;
 
 struct MethodCells {
+  Clock* clock = nullptr;  // times the calls (the GrpcMetrics' clock)
   std::string type;     // grpc_type
   std::string service;  // grpc_service, e.g. "taskd.v1.TaskService"
   std::string method;   // grpc_method, e.g. "SubmitTask"
@@ -82,11 +87,32 @@ class GrpcMetrics {
   absl::flat_hash_map<std::string, MethodCells*> by_path_;
 };
 
-// The interceptor factory that feeds `metrics` (which must outlive the
-// server), wrapped as ServerBuilder::experimental().SetInterceptorCreators
-// wants it.
-std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
-MakeInterceptorCreators(GrpcMetrics* metrics);
+// One call's counts, kept by its handler: Start when the call arrives,
+// Received/Sent per message, Handled once when its status is sent (or it
+// ends without one). Without cells (metrics off) every method is a no-op.
+// Start happens before the others; Received/Sent may run on any thread,
+// Handled on one, once.
+class CallMeter {
+ public:
+  // `cells` may be nullptr (nothing is counted); must outlive the call.
+  void Start(MethodCells* cells) {
+    cells_ = cells;
+    if (cells_ == nullptr) return;
+    start_ = cells_->clock->Now();
+    cells_->started.Add();
+  }
+  void Received() {
+    if (cells_ != nullptr) cells_->received.Add();
+  }
+  void Sent() {
+    if (cells_ != nullptr) cells_->sent.Add();
+  }
+  void Handled(grpc::StatusCode code);
+
+ private:
+  MethodCells* cells_ = nullptr;
+  absl::Time start_;
+};
 
 }  // namespace metrics
 }  // namespace taskd

@@ -31,9 +31,7 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <string>
 
-#include "absl/base/options.h"
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -56,21 +54,11 @@ using taskd::tsan::AnnotationsEnabled;
 using taskd::tsan::IsHiddenGrpcCaller;
 using taskd::tsan::RealSymbol;
 
-#define TASKD_TSAN_STR2(x) #x
-#define TASKD_TSAN_STR(x) TASKD_TSAN_STR2(x)
-
-// The real function of type Fn whose mangled name is abseil's nested-name
-// prefix ("_ZN4absl7debian3", "_ZNK..." for const members) followed by
-// `rest` ("5Mutex4LockEv"); the inline namespace comes from absl/base/options.h.
+// The real abseil function of type Fn: AbslSymbolName(rest, const_member).
 template <typename Fn>
 Fn RealAbsl(const char* rest, bool const_member = false) {
-  static constexpr char kInlineNamespace[] =
-      TASKD_TSAN_STR(ABSL_OPTION_INLINE_NAMESPACE_NAME);
-  std::string name = const_member ? "_ZNK4absl" : "_ZN4absl";
-  name += std::to_string(sizeof(kInlineNamespace) - 1);
-  name += kInlineNamespace;
-  name += rest;
-  return reinterpret_cast<Fn>(RealSymbol(name.c_str()));
+  return reinterpret_cast<Fn>(
+      RealSymbol(taskd::tsan::AbslSymbolName(rest, const_member).c_str()));
 }
 
 thread_local int t_depth = 0;

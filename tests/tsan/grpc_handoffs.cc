@@ -12,6 +12,7 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -22,11 +23,21 @@ namespace {
 
 constexpr int kValue = 42;
 
-// Polls `cq` for one tag and returns what it read of `value` then.
+// Polls `cq` for one tag and returns what it read of `value` then. With
+// `after` it polls only once `after` is set: a relaxed flag, which orders
+// nothing for TSan, but makes sure the tag is queued before the poller asks
+// for it, so gRPC has no sleeping poller to wake (through an eventfd, which
+// TSan would take for an order of its own).
 class Poller {
  public:
-  Poller(grpc::CompletionQueue* cq, const int* value)
-      : thread_([this, cq, value] {
+  Poller(grpc::CompletionQueue* cq, const int* value,
+         const std::atomic<bool>* after = nullptr)
+      : thread_([this, cq, value, after] {
+          if (after != nullptr) {
+            while (!after->load(std::memory_order_relaxed)) {
+              std::this_thread::yield();
+            }
+          }
           void* tag = nullptr;
           bool ok = false;
           if (cq->Next(&tag, &ok)) seen_ = *value;
@@ -49,14 +60,17 @@ void Drain(grpc::CompletionQueue* cq) {
   }
 }
 
-// grpc::Alarm: its start (begin_op in libgrpc++) orders the write.
+// grpc::Alarm: its start (begin_op in libgrpc++) orders the write. An
+// alarm already due fires inside Set, on this thread.
 bool AlarmHandOff() {
   grpc::CompletionQueue cq;
   int value = 0;
-  Poller poller(&cq, &value);
+  std::atomic<bool> set{false};
+  Poller poller(&cq, &value, &set);
   value = kValue;
   grpc::Alarm alarm;
   alarm.Set(&cq, std::chrono::system_clock::now(), &alarm);
+  set.store(true, std::memory_order_relaxed);
   const int seen = poller.Join();
   Drain(&cq);
   return seen == kValue;

@@ -3,17 +3,19 @@
 //   guarded_handoffs <scenario>
 //
 // Each scenario passes plain (non-atomic) data from one thread to another
-// through one abseil primitive. The reader thread starts before the data is
+// through one abseil primitive (or shares an absl::Status). The reader thread starts before the data is
 // written, so nothing but the primitive orders the two accesses. Under the
 // tsan build TSan must report nothing (the interposer tells it about the
 // primitive); with TASKD_TSAN_ANNOTATE=0 it must report a race (which proves
 // the scenario would catch a missing annotation). Exits 0 when the reader
 // saw the value, 1 on a wrong value, 2 on an unknown scenario.
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <functional>
 #include <thread>
 
+#include "absl/status/status.h"
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -271,6 +273,28 @@ bool BlockingCounterWait() {
   return seen == kValue;
 }
 
+// absl::Status shares its representation between copies; the copy that
+// drops the last reference deletes it inside libabsl_status. Here another
+// thread copies and drops its copies of a Status before this one drops the
+// last; the relaxed flag says when without ordering anything, so only the
+// reference count orders the other thread's use before the delete.
+bool StatusLastReference() {
+  absl::Status original = absl::InternalError("a shared representation");
+  std::atomic<bool> dropped{false};
+  std::thread other([copy = original, &dropped]() mutable {
+    {
+      absl::Status again = copy;
+    }
+    copy = absl::OkStatus();
+    dropped.store(true, std::memory_order_relaxed);
+  });
+  while (!dropped.load(std::memory_order_relaxed)) std::this_thread::yield();
+  const bool shared = !original.ok();
+  original = absl::OkStatus();  // the last reference: deletes it
+  other.join();
+  return shared;
+}
+
 struct Scenario {
   const char* name;
   bool (*run)();
@@ -290,6 +314,7 @@ constexpr Scenario kScenarios[] = {
     {"notification_timeout", NotificationWaitWithTimeout},
     {"notification_poll", NotificationPoll},
     {"blocking_counter", BlockingCounterWait},
+    {"status", StatusLastReference},
 };
 
 }  // namespace

@@ -5,11 +5,27 @@
 
 #include <atomic>
 #include <cstdio>
-#include <cstdlib>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <string>
+
+#include "absl/base/options.h"
 
 namespace taskd::tsan {
+
+#define TASKD_TSAN_STR2(x) #x
+#define TASKD_TSAN_STR(x) TASKD_TSAN_STR2(x)
+
+std::string AbslSymbolName(const char* rest, bool const_member) {
+  static constexpr char kInlineNamespace[] =
+      TASKD_TSAN_STR(ABSL_OPTION_INLINE_NAMESPACE_NAME);
+  std::string name = const_member ? "_ZNK4absl" : "_ZN4absl";
+  name += std::to_string(sizeof(kInlineNamespace) - 1);
+  name += kInlineNamespace;
+  name += rest;
+  return name;
+}
 
 void* RealSymbol(const char* mangled) {
   void* real = dlsym(RTLD_NEXT, mangled);
@@ -104,5 +120,33 @@ bool IsHiddenGrpcCaller(const void* pc) {
   }
   return false;
 }
+
+namespace {
+
+// The wrappers work only if the dynamic linker binds every caller (abseil
+// and gRPC included) to the executable's definitions. Checked once at
+// start-up on one symbol of each library: they are all linked the same way.
+__attribute__((constructor)) void CheckInterposition() {
+  Dl_info here;
+  if (dladdr(reinterpret_cast<void*>(&RealSymbol), &here) == 0) return;
+  const std::string names[] = {
+      AbslSymbolName("5Mutex4LockEv"),
+      "_Z16grpc_cq_begin_opP21grpc_completion_queuePv",
+  };
+  for (const std::string& name : names) {
+    void* bound = dlsym(RTLD_DEFAULT, name.c_str());
+    Dl_info where;
+    if (bound == nullptr || dladdr(bound, &where) == 0) continue;
+    if (where.dli_fbase != here.dli_fbase) {
+      std::fprintf(stderr,
+                   "tsan interposer: %s binds to %s, not to the wrapper in "
+                   "%s: link //tests/tsan:interposer into the executable\n",
+                   name.c_str(), where.dli_fname, here.dli_fname);
+      std::abort();
+    }
+  }
+}
+
+}  // namespace
 
 }  // namespace taskd::tsan

@@ -27,7 +27,15 @@
 #ifndef TASKD_TESTS_TSAN_INTERPOSER_H_
 #define TASKD_TESTS_TSAN_INTERPOSER_H_
 
+#include <string>
+
 namespace taskd::tsan {
+
+// The mangled name of an abseil symbol: abseil's nested-name prefix
+// ("_ZN4absl7debian3", "_ZNK..." for a const member function) followed by
+// `rest` ("5Mutex4LockEv"). The inline namespace is the one the headers
+// were configured with (absl/base/options.h).
+std::string AbslSymbolName(const char* rest, bool const_member = false);
 
 // The real definition of `mangled` in a library loaded after the
 // executable. Aborts with a message naming the symbol when none has it:

@@ -44,6 +44,21 @@ double SeriesValue(const std::string& text, const std::string& series) {
   return -1;
 }
 
+// One method's grpc_server_* series, as scraped; `labels` are its
+// grpc_method, grpc_service and grpc_type, as exposed.
+struct MethodSeries {
+  MethodSeries(const std::string& text, const std::string& labels)
+      : started(SeriesValue(text, "grpc_server_started_total{" + labels + "}")),
+        received(SeriesValue(
+            text, "grpc_server_msg_received_total{" + labels + "}")),
+        sent(SeriesValue(text, "grpc_server_msg_sent_total{" + labels + "}")),
+        ok(SeriesValue(text, "grpc_server_handled_total{grpc_code=\"OK\"," +
+                                 labels + "}")),
+        timed(SeriesValue(
+            text, "grpc_server_handling_seconds_count{" + labels + "}")) {}
+  double started, received, sent, ok, timed;
+};
+
 class MetricsServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -87,19 +102,16 @@ TEST_F(MetricsServerTest, HandlersCountUnaryCalls) {
   const std::string submit =
       "grpc_method=\"SubmitTask\",grpc_service=\"taskd.v1.TaskService\","
       "grpc_type=\"unary\"";
-  EXPECT_EQ(SeriesValue(text, "grpc_server_started_total{" + submit + "}"), 3);
-  EXPECT_EQ(SeriesValue(text, "grpc_server_msg_received_total{" + submit + "}"),
-            3);
-  EXPECT_EQ(SeriesValue(text, "grpc_server_msg_sent_total{" + submit + "}"), 2);
-  EXPECT_EQ(SeriesValue(text, "grpc_server_handled_total{grpc_code=\"OK\"," +
-                                  submit + "}"),
-            2);
+  const MethodSeries counts(text, submit);
+  EXPECT_EQ(counts.started, 3);
+  EXPECT_EQ(counts.received, 3);
+  EXPECT_EQ(counts.sent, 2);
+  EXPECT_EQ(counts.ok, 2);
+  EXPECT_EQ(counts.timed, 3);
   EXPECT_EQ(SeriesValue(text,
                         "grpc_server_handled_total{grpc_code=\"InvalidArgument\"," +
                             submit + "}"),
             1);
-  EXPECT_EQ(SeriesValue(text, "grpc_server_handling_seconds_count{" + submit + "}"),
-            3);
   EXPECT_EQ(SeriesValue(text, "taskd_tasks_submitted_total{queue=\"default\"}"),
             2);
   EXPECT_EQ(
@@ -162,15 +174,12 @@ TEST_F(MetricsServerTest, StreamingCallsCountTheirMessages) {
   const std::string work =
       "grpc_method=\"Work\",grpc_service=\"taskd.v1.WorkerService\","
       "grpc_type=\"bidi_stream\"";
-  EXPECT_EQ(SeriesValue(text, "grpc_server_started_total{" + work + "}"), 1);
-  EXPECT_EQ(SeriesValue(text, "grpc_server_msg_received_total{" + work + "}"),
-            2);
-  EXPECT_EQ(SeriesValue(text, "grpc_server_msg_sent_total{" + work + "}"), 1);
-  EXPECT_EQ(SeriesValue(text, "grpc_server_handled_total{grpc_code=\"OK\"," +
-                                  work + "}"),
-            1);
-  EXPECT_EQ(
-      SeriesValue(text, "grpc_server_handling_seconds_count{" + work + "}"), 1);
+  const MethodSeries counts(text, work);
+  EXPECT_EQ(counts.started, 1);
+  EXPECT_EQ(counts.received, 2);  // hello, complete
+  EXPECT_EQ(counts.sent, 1);      // the assignment
+  EXPECT_EQ(counts.ok, 1);
+  EXPECT_EQ(counts.timed, 1);
 }
 
 TEST_F(MetricsServerTest, AnAwaitItsClientLeftIsHandledCanceled) {

@@ -271,7 +271,9 @@ absl::StatusOr<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(
 // civetweb's listener thread polls its socket in quanta of 2 s (compiled
 // in) and looks at the stop flag only between them, so mg_stop waits up to
 // 2 s. The stop runs on a thread of its own while this one connects to the
-// port every few milliseconds, which ends the listener's poll at once.
+// port every few milliseconds, which ends the listener's poll at once. (A
+// worker thread reading from a client that connected and sent nothing still
+// looks at the flag only every 2 s; Prometheus sends its request at once.)
 MetricsEndpoint::~MetricsEndpoint() {
   if (exposer_ == nullptr) return;
   absl::Notification stopped;

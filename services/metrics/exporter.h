@@ -5,8 +5,7 @@
 //   auto metrics = std::make_shared<TaskdMetrics>(/*max_queues=*/100);
 //   engine_options.metrics = metrics->queues();     // event counters
 //   Journal journal(storage, on_failure, metrics->journal());
-//   builder.experimental().SetInterceptorCreators(
-//       MakeInterceptorCreators(metrics->grpc()));  // grpc_server_*
+//   CallSites sites(metrics->grpc());               // grpc_server_* (call.h)
 //   ...engine and schedule table built...
 //   metrics->SetSources(sources);                   // scrape-time gauges
 //   auto endpoint = MetricsEndpoint::Start("127.0.0.1:9464", metrics);

@@ -237,12 +237,15 @@ void BenchRuns::RunHeld(const std::string& mode) {
     const char* what;
   };
   const Kind kinds[] = {
-      {HeldKind::kEchoIdle, "held_idle_stream", kNullRpcMode, "null RPC idle stream"},
+      {HeldKind::kEchoIdle, "held_idle_stream", kNullRpcMode,
+       "null RPC idle stream"},
       {HeldKind::kTaskdStream, "held_stream", "", "taskd idle Stream"},
       {HeldKind::kTaskdAwait, "held_await", "", "taskd pending Await"},
   };
+  // The idle stream's figures: the references of taskd's.
   std::optional<double> idle_bytes;
   std::optional<double> idle_seconds;
+  std::optional<double> idle_cpu;
   for (const Kind& k : kinds) {
     const std::string figure_mode = *k.mode != '\0' ? k.mode : mode;
     const std::string what = absl::StrCat(k.what, " (", figure_mode, ")");
@@ -253,7 +256,8 @@ void BenchRuns::RunHeld(const std::string& mode) {
         what, ": ", FormatNumber(held->rss_bytes_per_call), " bytes per call, ",
         held->held, " of ", calls, " registered in ",
         FormatNumber(held->register_seconds, 2), " s (opened by the client in ",
-        FormatNumber(held->start_seconds, 2), " s)",
+        FormatNumber(held->start_seconds, 2), " s), server CPU ",
+        FormatNumber(held->server_cpu_us_per_call, 1), " us per call",
         held->error.empty() ? "" : absl::StrCat(" (", held->error, ")")));
     RunFigures run;
     run.n = held->held;
@@ -261,23 +265,32 @@ void BenchRuns::RunHeld(const std::string& mode) {
     run.first_error = held->error;
     run.time_limited = !held->complete;
     run.seconds = held->register_seconds;
+    run.others_cpu_share = held->others_cpu_share;
     Figure& bytes = AddRun(absl::StrCat(k.row, "_bytes"), figure_mode,
                            held->rss_bytes_per_call, "bytes/call", run);
-    bytes.extra = {{"client_start_s", held->start_seconds},
-                   {"rss_before", static_cast<double>(held->rss_before)},
-                   {"rss_after", static_cast<double>(held->rss_after)},
-                   {"channels", static_cast<double>(held->channels)},
-                   {"requested", static_cast<double>(held->requested)}};
+    bytes.extra.insert(
+        bytes.extra.end(),
+        {{"client_start_s", held->start_seconds},
+         {"rss_before", static_cast<double>(held->rss_before)},
+         {"rss_after", static_cast<double>(held->rss_after)},
+         {"channels", static_cast<double>(held->channels)},
+         {"requested", static_cast<double>(held->requested)}});
     Figure& seconds = AddRun(absl::StrCat(k.row, "_register_s"), figure_mode,
                              held->register_seconds, "s", run);
-    seconds.extra = {{"client_start_s", held->start_seconds}};
+    seconds.extra.push_back({"client_start_s", held->start_seconds});
+    Figure& cpu = AddRun(absl::StrCat(k.row, "_cpu_us"), figure_mode,
+                         held->server_cpu_us_per_call, "us/call", run);
     if (k.kind == HeldKind::kEchoIdle) {
       idle_bytes = held->rss_bytes_per_call;
       idle_seconds = held->register_seconds;
+      idle_cpu = held->server_cpu_us_per_call;
     } else {
       bytes.reference = idle_bytes;
       seconds.reference = idle_seconds;
-      bytes.reference_of = seconds.reference_of = "null_rpc.held_idle_stream";
+      cpu.reference = idle_cpu;
+      bytes.reference_of = "null_rpc.held_idle_stream_bytes";
+      seconds.reference_of = "null_rpc.held_idle_stream_register_s";
+      cpu.reference_of = "null_rpc.held_idle_stream_cpu_us";
     }
   }
 }

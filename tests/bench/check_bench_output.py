@@ -14,7 +14,7 @@ import sys
 # Rows of the null-RPC baseline (mode "null_rpc").
 NULL_ROWS = ["submit_1", "submit_64", "submit_batch", "cpu_submit_64",
              "rtt_p50", "rtt_p99", "held_idle_stream_bytes",
-             "held_idle_stream_register_s"]
+             "held_idle_stream_register_s", "held_idle_stream_cpu_us"]
 # Rows of taskd in every mode of --modes.
 MODE_ROWS = ["submit_1", "submit_64", "submit_batch", "cpu_submit_64",
              "e2e_1", "e2e_64", "e2e_batch", "cpu_e2e_64", "rtt_p50",
@@ -23,7 +23,8 @@ MODE_ROWS = ["submit_1", "submit_64", "submit_batch", "cpu_submit_64",
 DURABLE_ROWS = ["journal_records_per_commit_64"]
 # Rows of the held-calls mode (--held_mode).
 HELD_ROWS = ["held_stream_bytes", "held_stream_register_s",
-             "held_await_bytes", "held_await_register_s"]
+             "held_stream_cpu_us", "held_await_bytes", "held_await_register_s",
+             "held_await_cpu_us"]
 # Rows of the queued-backlog mode (--queued_mode).
 QUEUED_ROWS = ["queued_fill", "queued_rss", "queued_bytes_per_task",
                "queued_data_dir", "queued_recovery_s", "dispatch_small",

@@ -1,6 +1,6 @@
 // taskd_bench's memory rows: what a server holds per call it keeps open.
-// K calls are opened at once over several connections and held until the
-// server reports them all registered; the server's RSS before and after
+// K calls (without deadlines) are opened at once over several connections
+// and held until the server reports them all registered; the server's RSS before and after
 // gives bytes per call, and the time until the last one registered.
 //
 //   absl::StatusOr<HeldFigures> awaits =
@@ -38,6 +38,8 @@ struct HeldFigures {
   int64_t rss_before = 0;  // server RSS with the connections open, no calls
   int64_t rss_after = 0;   // ... with the calls held
   double rss_bytes_per_call = NAN;
+  double server_cpu_us_per_call = NAN;  // opening to counted, per call
+  double others_cpu_share = NAN;        // see CpuMeter (proc_stats.h)
   int channels = 0;
   std::string error;  // why not complete
 };

@@ -137,15 +137,15 @@ void PrintCallTable(const Results& results,
 
 void PrintHeldTable(const Results& results, const std::string& mode,
                     const BenchConfig& config) {
-  const int64_t calls = config.held;
-  const int channels = config.held_channels;
   const Figure* any = results.Find("held_idle_stream_bytes", kNullRpcMode);
   if (any == nullptr) any = results.Find("held_await_bytes", mode);
   if (any == nullptr) return;
   std::vector<std::vector<std::string>> rows = {
-      {absl::StrCat("Held calls: ", FormatNumber(static_cast<double>(calls)),
-                    " over ", channels, " connections"),
-       "RSS per call", "ratio", "registered in", "ratio", "(client opened)"}};
+      {absl::StrCat("Held calls: ",
+                    FormatNumber(static_cast<double>(config.held)), " over ",
+                    config.held_channels, " connections"),
+       "RSS per call", "server CPU per call", "registered in",
+       "(client opened)"}};
   struct Row {
     const char* label;
     const char* key;
@@ -158,13 +158,19 @@ void PrintHeldTable(const Results& results, const std::string& mode,
   };
   for (const Row& r : table) {
     const Figure* bytes = results.Find(absl::StrCat(r.key, "_bytes"), r.mode);
+    const Figure* cpu = results.Find(absl::StrCat(r.key, "_cpu_us"), r.mode);
     const Figure* seconds =
         results.Find(absl::StrCat(r.key, "_register_s"), r.mode);
     if (bytes == nullptr) continue;
-    const auto ratio = [](const Figure* f) {
-      std::optional<double> x = f == nullptr ? std::nullopt : f->ratio();
-      return x.has_value() ? absl::StrCat(FormatNumber(*x, 2), "x")
-                           : std::string("-");
+    // "14.6 KiB (1.01x)"
+    const auto cell = [](const Figure* f, const std::string& value) {
+      if (f == nullptr) return std::string("-");
+      std::optional<double> ratio = f->ratio();
+      return absl::StrCat(
+          value,
+          ratio.has_value() ? absl::StrCat(" (", FormatNumber(*ratio, 2), "x)")
+                            : "",
+          f->errors > 0 || f->time_limited ? "*" : "");
     };
     std::string opened = "-";
     for (const auto& [key, value] : bytes->extra) {
@@ -175,19 +181,23 @@ void PrintHeldTable(const Results& results, const std::string& mode,
     rows.push_back(
         {r.mode == kNullRpcMode ? std::string(r.label)
                                 : absl::StrCat(r.label, " (", r.mode, ")"),
-         absl::StrCat(Bytes(bytes->value), bytes->time_limited ? "*" : ""),
-         ratio(bytes),
-         seconds == nullptr
-             ? "-"
-             : absl::StrCat(FormatNumber(seconds->value, 2), " s"),
-         ratio(seconds), opened});
+         cell(bytes, Bytes(bytes->value)),
+         cell(cpu, cpu == nullptr
+                       ? ""
+                       : absl::StrCat(FormatNumber(cpu->value, 1), " us")),
+         cell(seconds, seconds == nullptr
+                           ? ""
+                           : absl::StrCat(FormatNumber(seconds->value, 2),
+                                          " s")),
+         opened});
   }
   std::printf("\n");
   PrintTable(stdout, rows);
   std::printf(
       "RSS per call: the server's RSS growth over the calls it counted; "
-      "registered in: first call opened until the server counted them all "
-      "(this client opens them on one thread; see the last column).\n");
+      "server CPU: its CPU time from the first call opened until it counted "
+      "them all, per call; registered in: that time (this client opens the "
+      "calls on one thread: last column).\n");
 }
 
 void PrintQueuedTable(const Results& results, const std::string& mode,

@@ -25,10 +25,11 @@
 //     server holds every task as SUCCEEDED. Server CPU per task in flight.
 //   round trip: --round_trips of SubmitTask + Await, one at a time, worker
 //     running; p50 and p99 against the null RPC's one-at-a-time p50 and p99.
-//   held calls: --held calls held open over --held_channels connections on
-//     one server: the null RPC's idle stream, taskd's Stream on a quiet queue
-//     and taskd's Await on tasks no worker runs (--held_mode). RSS per call
-//     and the time until the server counted them all.
+//   held calls: --held calls (no deadlines) held open over --held_channels
+//     connections on one server: the null RPC's idle stream, taskd's Stream
+//     on a quiet queue and taskd's Await on tasks no worker runs
+//     (--held_mode). RSS and server CPU per call, and the time until the
+//     server counted them all.
 //   queued: --queued pending tasks (--queued_mode, batches): RSS and bytes
 //     per task beyond the payload, data directory size, recovery after
 //     kill -9 (restart until the first successful RPC), and the rate at

@@ -61,13 +61,12 @@ absl::StatusOr<Fill> FillQueue(const BenchConfig& config,
   shape.time_limit = limit;
   shape.call_timeout = config.call_timeout;
   Fill fill;
-  fill.load = RunLoad(shape, UnaryStarter<v1::SubmitTasksResponse>(
-                                 [&](grpc::ClientContext* context,
-                                     grpc::CompletionQueue* cq) {
-                                   return stub->PrepareAsyncSubmitTasks(
-                                       context, batch, cq);
-                                 },
-                                 static_cast<int>(per_call)));
+  fill.load = RunLoad(
+      shape, UnaryStarter<v1::SubmitTasksResponse>(
+                 [&](grpc::ClientContext* context, grpc::CompletionQueue* cq) {
+                   return stub->PrepareAsyncSubmitTasks(context, batch, cq);
+                 },
+                 static_cast<int>(per_call)));
   fill.queued = fill.load.items_ok;
   return fill;
 }
@@ -98,9 +97,9 @@ DispatchFigures Dispatch(const BenchConfig& config, const std::string& target,
   const absl::Time end = absl::Now();
   (*worker)->Stop();
   if (ran < tasks) {
-    figures.error = absl::StrCat("the worker ran ", ran, " of ", tasks,
-                                 " tasks within ",
-                                 absl::FormatDuration(config.run_limit));
+    figures.error =
+        absl::StrCat("the worker ran ", ran, " of ", tasks, " tasks within ",
+                     absl::FormatDuration(config.run_limit));
   } else if (!done.ok()) {
     figures.error = std::string(done.message());
   }
@@ -141,14 +140,12 @@ absl::StatusOr<std::pair<double, int64_t>> KillAndRecover(
   absl::StatusOr<int64_t> pending =
       FirstAnswer(server.target(), restart + kRecoveryLimit);
   if (!pending.ok()) return pending.status();
-  return std::make_pair(absl::ToDoubleSeconds(absl::Now() - restart),
-                        *pending);
+  return std::make_pair(absl::ToDoubleSeconds(absl::Now() - restart), *pending);
 }
 
 }  // namespace
 
-absl::StatusOr<BacklogFigures> RunBacklog(BenchEnv& env,
-                                          absl::string_view mode,
+absl::StatusOr<BacklogFigures> RunBacklog(BenchEnv& env, absl::string_view mode,
                                           int64_t queued,
                                           int64_t dispatch_tasks,
                                           absl::Duration fill_limit) {
@@ -194,8 +191,8 @@ absl::StatusOr<BacklogFigures> RunBacklog(BenchEnv& env,
     rss = ProcessRssBytes(server->pid());
     if (rss.ok()) figures.rss_recovered = *rss;
 
-    figures.dispatch_full = Dispatch(
-        config, server->target(), std::min(dispatch_tasks, figures.queued));
+    figures.dispatch_full = Dispatch(config, server->target(),
+                                     std::min(dispatch_tasks, figures.queued));
   }
   absl::StatusOr<BenchEnv::Server> small = env.StartTaskd(mode);
   if (!small.ok()) return small.status();
@@ -206,8 +203,8 @@ absl::StatusOr<BacklogFigures> RunBacklog(BenchEnv& env,
   absl::StatusOr<std::pair<double, int64_t>> recovered =
       KillAndRecover(env, mode, *small);
   if (!recovered.ok()) return recovered.status();
-  figures.dispatch_small = Dispatch(config, small->target(),
-                                    std::min(dispatch_tasks, fill->queued));
+  figures.dispatch_small =
+      Dispatch(config, small->target(), std::min(dispatch_tasks, fill->queued));
   return figures;
 }
 

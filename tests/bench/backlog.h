@@ -33,20 +33,20 @@ struct DispatchFigures {
 };
 
 struct BacklogFigures {
-  int64_t queued = 0;       // tasks submitted and acknowledged
+  int64_t queued = 0;  // tasks submitted and acknowledged
   int64_t failed_calls = 0;
   std::string first_error;
   bool fill_time_limited = false;
-  double fill_rate = NAN;   // tasks per second while queueing them
+  double fill_rate = NAN;  // tasks per second while queueing them
   double fill_seconds = NAN;
-  int64_t rss_empty = 0;    // server RSS before the first submit
-  int64_t rss_full = 0;     // ... with `queued` pending
+  int64_t rss_empty = 0;        // server RSS before the first submit
+  int64_t rss_full = 0;         // ... with `queued` pending
   double bytes_per_task = NAN;  // (rss_full - rss_empty) / queued - payload
   int64_t data_dir_bytes = 0;   // files in the data directory when full
 
-  double recovery_seconds = NAN;  // restart after kill -9 to first answer
-  std::string recovery_log;       // the server's own "recovered ..." line
-  int64_t recovered_pending = -1; // GetQueue's pending count after restart
+  double recovery_seconds = NAN;   // restart after kill -9 to first answer
+  std::string recovery_log;        // the server's own "recovered ..." line
+  int64_t recovered_pending = -1;  // GetQueue's pending count after restart
   int64_t rss_recovered = 0;
 
   DispatchFigures dispatch_full;   // the front of the recovered backlog
@@ -58,8 +58,7 @@ struct BacklogFigures {
 // same data, measure, dispatch `dispatch_tasks` of the backlog; then the
 // same on a fresh server holding only `dispatch_tasks` (queued, killed,
 // recovered, dispatched).
-absl::StatusOr<BacklogFigures> RunBacklog(BenchEnv& env,
-                                          absl::string_view mode,
+absl::StatusOr<BacklogFigures> RunBacklog(BenchEnv& env, absl::string_view mode,
                                           int64_t queued,
                                           int64_t dispatch_tasks,
                                           absl::Duration fill_limit);

@@ -44,31 +44,31 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> ConnectChannel(
   std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
       target, grpc::InsecureChannelCredentials(), args);
   if (!channel->WaitForConnected(absl::ToChronoTime(absl::Now() + timeout))) {
-    return absl::UnavailableError(absl::StrCat(
-        "no connection to ", target, " within ", absl::FormatDuration(timeout)));
+    return absl::UnavailableError(absl::StrCat("no connection to ", target,
+                                               " within ",
+                                               absl::FormatDuration(timeout)));
   }
   return channel;
 }
 
 std::string DescribeGrpcError(const grpc::Status& status) {
-  static constexpr const char* kNames[] = {
-      "OK",
-      "CANCELLED",
-      "UNKNOWN",
-      "INVALID_ARGUMENT",
-      "DEADLINE_EXCEEDED",
-      "NOT_FOUND",
-      "ALREADY_EXISTS",
-      "PERMISSION_DENIED",
-      "RESOURCE_EXHAUSTED",
-      "FAILED_PRECONDITION",
-      "ABORTED",
-      "OUT_OF_RANGE",
-      "UNIMPLEMENTED",
-      "INTERNAL",
-      "UNAVAILABLE",
-      "DATA_LOSS",
-      "UNAUTHENTICATED"};
+  static constexpr const char* kNames[] = {"OK",
+                                           "CANCELLED",
+                                           "UNKNOWN",
+                                           "INVALID_ARGUMENT",
+                                           "DEADLINE_EXCEEDED",
+                                           "NOT_FOUND",
+                                           "ALREADY_EXISTS",
+                                           "PERMISSION_DENIED",
+                                           "RESOURCE_EXHAUSTED",
+                                           "FAILED_PRECONDITION",
+                                           "ABORTED",
+                                           "OUT_OF_RANGE",
+                                           "UNIMPLEMENTED",
+                                           "INTERNAL",
+                                           "UNAVAILABLE",
+                                           "DATA_LOSS",
+                                           "UNAUTHENTICATED"};
   const int code = static_cast<int>(status.error_code());
   const char* name = code >= 0 && code < 17 ? kNames[code] : "?";
   return absl::StrCat(name, ": ", status.error_message());
@@ -91,8 +91,8 @@ absl::StatusOr<int> BenchEnv::Server::MetricsPort(
     absl::Duration timeout) const {
   const absl::Time deadline = absl::Now() + timeout;
   while (true) {
-    absl::StatusOr<int> port = bench::MetricsPort(
-        process->LastLineContaining("metrics on"));
+    absl::StatusOr<int> port =
+        bench::MetricsPort(process->LastLineContaining("metrics on"));
     if (port.ok() || absl::Now() >= deadline) return port;
     // TaskdProcess has no event for a log line; it comes microseconds after
     // the one Start() waited for, so a short poll finds it.

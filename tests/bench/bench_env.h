@@ -5,7 +5,8 @@
 //
 //   BenchEnv env(config);
 //   absl::StatusOr<BenchEnv::Server> server = env.StartTaskd("sync");
-//   std::shared_ptr<grpc::Channel> channel = ConnectChannel(server->target(), 0);
+//   absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+//       ConnectChannel(server->target(), 0);
 //   ... load; read server->process->pid() ...
 //   // the server is SIGKILLed and its directory removed when `server` goes
 //
@@ -37,24 +38,24 @@ struct BenchConfig {
   std::string echo_bin;   // echo_server, the null-RPC baseline
   std::string work_dir;   // holds every run's data directory
 
-  int64_t tasks = 20000;         // tasks per throughput run
-  int in_flight = 64;            // calls in flight in the "64" shapes
-  int batch = 1000;              // tasks per SubmitTasks call
-  int worker_concurrency = 50;   // the SDK worker's concurrency
-  int64_t round_trips = 5000;    // submit+await round trips per mode
+  int64_t tasks = 20000;        // tasks per throughput run
+  int in_flight = 64;           // calls in flight in the "64" shapes
+  int batch = 1000;             // tasks per SubmitTasks call
+  int worker_concurrency = 50;  // the SDK worker's concurrency
+  int64_t round_trips = 5000;   // submit+await round trips per mode
   absl::Duration run_limit = absl::Seconds(60);  // per run
   absl::Duration call_timeout = absl::Seconds(30);
-  int payload_bytes = 16;        // payload of every task
+  int payload_bytes = 16;  // payload of every task
 
-  int64_t held = 100000;         // calls held open (held_calls.h)
-  int held_channels = 16;        // connections they are spread over
+  int64_t held = 100000;   // calls held open (held_calls.h)
+  int held_channels = 16;  // connections they are spread over
   absl::Duration held_limit = absl::Seconds(120);
 
-  int64_t queued = 1000000;      // tasks of the backlog (backlog.h)
+  int64_t queued = 1000000;        // tasks of the backlog (backlog.h)
   int64_t dispatch_tasks = 20000;  // taken from its front
   absl::Duration queued_limit = absl::Minutes(10);
 
-  int metrics_slices = 20;       // metrics on/off (metrics_overhead.h)
+  int metrics_slices = 20;  // metrics on/off (metrics_overhead.h)
   absl::Duration metrics_slice = absl::Milliseconds(250);
 };
 
@@ -109,8 +110,8 @@ class BenchEnv {
   // A fresh taskd in `mode` ("memory", "async", "sync") with a fresh data
   // directory, serving on a free loopback port, metrics on a free port.
   // `extra_flags` are appended to its command line.
-  absl::StatusOr<Server> StartTaskd(
-      absl::string_view mode, std::vector<std::string> extra_flags = {});
+  absl::StatusOr<Server> StartTaskd(absl::string_view mode,
+                                    std::vector<std::string> extra_flags = {});
 
   // Starts taskd again on `server`'s data directory, keeping the directory:
   // SIGKILLs `server.process` if it still runs, then starts a new one.

@@ -37,14 +37,14 @@ const char* ShapeKey(Shape shape) {
   return "?";
 }
 
-
 // ", other processes 12 % of the CPUs" when they used any.
 std::string OthersNote(const RunFigures& run) {
   if (!std::isfinite(run.others_cpu_share) || run.others_cpu_share < 0.005) {
     return "";
   }
   return absl::StrCat(", other processes ",
-                      FormatNumber(run.others_cpu_share * 100), " % of the CPUs");
+                      FormatNumber(run.others_cpu_share * 100),
+                      " % of the CPUs");
 }
 
 }  // namespace
@@ -64,8 +64,8 @@ void BenchRuns::RunShapes(
     const std::string what = absl::StrCat(label, ", shape ", ShapeKey(shape));
     absl::StatusOr<RunFigures> figures = run(shape);
     if (!Check(figures.status(), what)) continue;
-    Progress(absl::StrCat(what, ": ", FormatNumber(figures->rate),
-                          " tasks/s, ", FormatNumber(figures->cpu_us_per_task, 1),
+    Progress(absl::StrCat(what, ": ", FormatNumber(figures->rate), " tasks/s, ",
+                          FormatNumber(figures->cpu_us_per_task, 1),
                           " server CPU us per task, ", figures->errors,
                           " errors", OthersNote(*figures)));
     keep(shape, *std::move(figures));
@@ -112,8 +112,8 @@ void BenchRuns::RunLatency(const std::string& mode) {
 }
 
 Figure& BenchRuns::AddRun(const std::string& row, const std::string& mode,
-                      double value, const std::string& unit,
-                      const RunFigures& run) {
+                          double value, const std::string& unit,
+                          const RunFigures& run) {
   Figure& f = results_.Add(row, mode, value, unit);
   f.n = run.n;
   f.errors = run.errors;
@@ -268,13 +268,12 @@ void BenchRuns::RunHeld(const std::string& mode) {
     run.others_cpu_share = held->others_cpu_share;
     Figure& bytes = AddRun(absl::StrCat(k.row, "_bytes"), figure_mode,
                            held->rss_bytes_per_call, "bytes/call", run);
-    bytes.extra.insert(
-        bytes.extra.end(),
-        {{"client_start_s", held->start_seconds},
-         {"rss_before", static_cast<double>(held->rss_before)},
-         {"rss_after", static_cast<double>(held->rss_after)},
-         {"channels", static_cast<double>(held->channels)},
-         {"requested", static_cast<double>(held->requested)}});
+    bytes.extra.insert(bytes.extra.end(),
+                       {{"client_start_s", held->start_seconds},
+                        {"rss_before", static_cast<double>(held->rss_before)},
+                        {"rss_after", static_cast<double>(held->rss_after)},
+                        {"channels", static_cast<double>(held->channels)},
+                        {"requested", static_cast<double>(held->requested)}});
     Figure& seconds = AddRun(absl::StrCat(k.row, "_register_s"), figure_mode,
                              held->register_seconds, "s", run);
     seconds.extra.push_back({"client_start_s", held->start_seconds});
@@ -301,14 +300,14 @@ void BenchRuns::RunQueued(const std::string& mode) {
   const int64_t dispatch = config.dispatch_tasks;
   const std::string what = absl::StrCat(queued, " queued (", mode, ")");
   Progress(absl::StrCat(what, ": queueing..."));
-  absl::StatusOr<BacklogFigures> b = RunBacklog(
-      env_, mode, queued, dispatch, config.queued_limit);
+  absl::StatusOr<BacklogFigures> b =
+      RunBacklog(env_, mode, queued, dispatch, config.queued_limit);
   if (!Check(b.status(), what)) return;
-  Progress(absl::StrCat(
-      what, ": ", FormatNumber(b->bytes_per_task), " bytes per task, ",
-      "recovery ", FormatNumber(b->recovery_seconds, 2), " s, dispatch ",
-      FormatNumber(b->dispatch_full.rate), " vs ",
-      FormatNumber(b->dispatch_small.rate), " tasks/s"));
+  Progress(absl::StrCat(what, ": ", FormatNumber(b->bytes_per_task),
+                        " bytes per task, ", "recovery ",
+                        FormatNumber(b->recovery_seconds, 2), " s, dispatch ",
+                        FormatNumber(b->dispatch_full.rate), " vs ",
+                        FormatNumber(b->dispatch_small.rate), " tasks/s"));
   RunFigures fill;
   fill.n = b->queued;
   fill.errors = b->failed_calls;

@@ -18,9 +18,8 @@ void TaskCounter::Record(const std::string& id) {
 
 int64_t TaskCounter::WaitFor(int64_t n, absl::Time deadline) {
   absl::MutexLock lock(&mu_);
-  auto reached = [this, n]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    return count_ >= n;
-  };
+  auto reached = [this, n]()
+                     ABSL_SHARED_LOCKS_REQUIRED(mu_) { return count_ >= n; };
   mu_.AwaitWithDeadline(absl::Condition(&reached), deadline);
   return count_;
 }
@@ -46,7 +45,8 @@ absl::StatusOr<std::unique_ptr<Worker>> StartNoopWorker(
   options.shutdown_timeout = absl::Seconds(2);
   auto worker = std::make_unique<Worker>(options);
   absl::Status status = worker->RegisterHandler(
-      kTaskType, [counter](TaskContext& context) -> absl::StatusOr<std::string> {
+      kTaskType,
+      [counter](TaskContext& context) -> absl::StatusOr<std::string> {
         counter->Record(context.id());
         return std::string();
       });

@@ -246,8 +246,8 @@ int Main(int argc, char** argv) {
   CallHandler::Arm(&state, CallHandler::Method::kCount);
   IdleHandler::Arm(&state);
   std::thread poller([&state] { Poll(state.cq.get()); });
-  std::fprintf(stderr, "echo_server: serving on %s (port %d)\n",
-               listen.c_str(), port);
+  std::fprintf(stderr, "echo_server: serving on %s (port %d)\n", listen.c_str(),
+               port);
 
   int sig = 0;
   sigwait(&signals, &sig);

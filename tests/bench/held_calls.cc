@@ -99,9 +99,8 @@ absl::StatusOr<std::vector<std::string>> SubmitPending(
 }  // namespace
 
 absl::StatusOr<HeldFigures> RunHeldCalls(BenchEnv& env, HeldKind kind,
-                                         absl::string_view mode,
-                                         int64_t calls, int channels,
-                                         absl::Duration limit) {
+                                         absl::string_view mode, int64_t calls,
+                                         int channels, absl::Duration limit) {
   const BenchConfig& config = env.config();
   absl::StatusOr<BenchEnv::Server> server =
       kind == HeldKind::kEchoIdle ? env.StartEcho() : env.StartTaskd(mode);
@@ -145,15 +144,16 @@ absl::StatusOr<HeldFigures> RunHeldCalls(BenchEnv& env, HeldKind kind,
     case HeldKind::kEchoIdle:
       start = [&](int index, grpc::CompletionQueue* cq) {
         auto call = std::make_unique<HeldStream<EchoReply>>();
-        call->reader =
-            echo_stubs[index]->PrepareAsyncIdle(&call->context, idle_request, cq);
+        call->reader = echo_stubs[index]->PrepareAsyncIdle(&call->context,
+                                                           idle_request, cq);
         call->reader->StartCall(call.get());
         call->reader->Finish(&call->status, call.get());
         return std::unique_ptr<HeldCall>(std::move(call));
       };
       open = [&]() -> absl::StatusOr<int64_t> {
         grpc::ClientContext context;
-        context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+        context.set_deadline(
+            absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
         CountReply reply;
         const grpc::Status status =
             echo_stubs[0]->Count(&context, CountRequest(), &reply);
@@ -222,9 +222,9 @@ absl::StatusOr<HeldFigures> RunHeldCalls(BenchEnv& env, HeldKind kind,
       break;
     }
     if (absl::Now() >= deadline) {
-      figures.error = absl::StrCat("the server held ", figures.held, " of ",
-                                   calls, " calls after ",
-                                   absl::FormatDuration(limit));
+      figures.error =
+          absl::StrCat("the server held ", figures.held, " of ", calls,
+                       " calls after ", absl::FormatDuration(limit));
       break;
     }
     absl::SleepFor(kCountInterval);  // see kCountInterval
@@ -241,8 +241,8 @@ absl::StatusOr<HeldFigures> RunHeldCalls(BenchEnv& env, HeldKind kind,
     }
   }
   if (!figures.complete && figures.error.empty()) {
-    figures.error = absl::StrCat("the server held ", figures.held, " of ",
-                                 calls, " calls");
+    figures.error =
+        absl::StrCat("the server held ", figures.held, " of ", calls, " calls");
   }
 
   // Cancelled calls complete on the client at once, whatever the server does.
@@ -260,9 +260,9 @@ absl::StatusOr<HeldFigures> RunHeldCalls(BenchEnv& env, HeldKind kind,
     // gRPC still holds tags of these calls: leak them and their queue.
     for (std::unique_ptr<HeldCall>& call : held) call.release();
     cq.release();
-    return absl::InternalError(absl::StrCat(
-        tags, " completions of cancelled calls missing after ",
-        absl::FormatDuration(kDrainLimit)));
+    return absl::InternalError(
+        absl::StrCat(tags, " completions of cancelled calls missing after ",
+                     absl::FormatDuration(kDrainLimit)));
   }
   ShutdownAndDrain(*cq);
   return figures;

@@ -1,7 +1,8 @@
 // taskd_bench's memory rows: what a server holds per call it keeps open.
 // K calls (without deadlines) are opened at once over several connections
-// and held until the server reports them all registered; the server's RSS before and after
-// gives bytes per call, and the time until the last one registered.
+// and held until the server reports them all registered; the server's RSS
+// before and after gives bytes per call, and the time until the last one
+// registered.
 //
 //   absl::StatusOr<HeldFigures> awaits =
 //       RunHeldCalls(env, HeldKind::kTaskdAwait, "memory", 100000, 16);
@@ -30,9 +31,9 @@ enum class HeldKind {
 };
 
 struct HeldFigures {
-  int64_t requested = 0;  // calls opened
-  int64_t held = 0;       // calls the server reported open at the end
-  bool complete = false;  // held reached requested within the limit
+  int64_t requested = 0;          // calls opened
+  int64_t held = 0;               // calls the server reported open at the end
+  bool complete = false;          // held reached requested within the limit
   double start_seconds = NAN;     // this client's time to open them all
   double register_seconds = NAN;  // first call opened to all registered
   int64_t rss_before = 0;  // server RSS with the connections open, no calls
@@ -50,9 +51,8 @@ struct HeldFigures {
 // `taskd_awaits` / `taskd_streams` gauges. For kTaskdAwait, `calls` tasks
 // are submitted first (each awaited once) and are in `rss_before`.
 absl::StatusOr<HeldFigures> RunHeldCalls(BenchEnv& env, HeldKind kind,
-                                         absl::string_view mode,
-                                         int64_t calls, int channels,
-                                         absl::Duration limit);
+                                         absl::string_view mode, int64_t calls,
+                                         int channels, absl::Duration limit);
 
 }  // namespace taskd::bench
 

@@ -13,8 +13,8 @@ double LoadResult::ItemsPerSecond() const {
 
 LoadResult RunLoad(const LoadShape& shape, const CallStarter& start) {
   LoadResult result;
-  result.latencies_us.reserve(static_cast<size_t>(std::min<int64_t>(
-      shape.calls, 1'000'000)));
+  result.latencies_us.reserve(
+      static_cast<size_t>(std::min<int64_t>(shape.calls, 1'000'000)));
   grpc::CompletionQueue cq;
   int64_t started = 0;
   int outstanding = 0;

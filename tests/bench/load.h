@@ -102,10 +102,10 @@ struct LoadShape {
 struct LoadResult {
   int64_t calls_ok = 0;
   int64_t calls_failed = 0;
-  int64_t items_ok = 0;     // tasks carried by successful calls
-  std::string first_error;  // of the first failed call
-  bool time_limited = false;  // stopped by time_limit before `calls`
-  absl::Duration elapsed;     // first start to last completion
+  int64_t items_ok = 0;              // tasks carried by successful calls
+  std::string first_error;           // of the first failed call
+  bool time_limited = false;         // stopped by time_limit before `calls`
+  absl::Duration elapsed;            // first start to last completion
   std::vector<double> latencies_us;  // of the successful calls, in order
 
   double ItemsPerSecond() const;

@@ -9,11 +9,10 @@
 #include <cerrno>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
-#include "absl/strings/ascii.h"
 #include "absl/time/clock.h"
 
 namespace taskd::bench {
@@ -61,15 +60,15 @@ absl::StatusOr<int> MetricsPort(absl::string_view log_line) {
   if (end == absl::string_view::npos ||
       !absl::SimpleAtoi(log_line.substr(at + 6, end - at - 6), &port) ||
       port <= 0) {
-    return absl::NotFoundError(
-        absl::StrCat("no port in \"", log_line, "\""));
+    return absl::NotFoundError(absl::StrCat("no port in \"", log_line, "\""));
   }
   return port;
 }
 
 absl::StatusOr<std::string> ScrapeMetrics(int port, absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
-  Socket socket(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  Socket socket(
+      ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (socket.fd() < 0) {
     return absl::UnavailableError(absl::StrCat("socket: errno ", errno));
   }
@@ -101,8 +100,7 @@ absl::StatusOr<std::string> ScrapeMetrics(int port, absl::Duration timeout) {
     if (n > 0) {
       sent += static_cast<size_t>(n);
     } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-      if (absl::Status s = WaitReady(socket.fd(), POLLOUT, deadline);
-          !s.ok()) {
+      if (absl::Status s = WaitReady(socket.fd(), POLLOUT, deadline); !s.ok()) {
         return s;
       }
     } else {
@@ -128,8 +126,8 @@ absl::StatusOr<std::string> ScrapeMetrics(int port, absl::Duration timeout) {
   const size_t body = response.find("\r\n\r\n");
   if (response.rfind("HTTP/1.", 0) != 0 || body == std::string::npos ||
       response.find(" 200 ") > response.find("\r\n")) {
-    return absl::UnavailableError(absl::StrCat(
-        "unexpected metrics response: ", response.substr(0, 80)));
+    return absl::UnavailableError(
+        absl::StrCat("unexpected metrics response: ", response.substr(0, 80)));
   }
   return response.substr(body + 4);
 }

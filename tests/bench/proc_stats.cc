@@ -56,8 +56,8 @@ absl::StatusOr<double> MachineBusySeconds() {
   absl::StatusOr<std::string> stat = ReadFile("/proc/stat");
   if (!stat.ok()) return stat.status();
   // "cpu  user nice system idle iowait irq softirq steal guest guest_nice"
-  const absl::string_view first = absl::string_view(*stat).substr(
-      0, stat->find('\n'));
+  const absl::string_view first =
+      absl::string_view(*stat).substr(0, stat->find('\n'));
   std::vector<absl::string_view> fields =
       absl::StrSplit(first, ' ', absl::SkipEmpty());
   uint64_t ticks[8] = {};

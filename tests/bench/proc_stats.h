@@ -55,7 +55,7 @@ class CpuMeter {
  private:
   const pid_t server_;
   const absl::Time start_;
-  double server_start_;   // NaN when unknown, as the two below
+  double server_start_;  // NaN when unknown, as the two below
   double self_start_;
   double machine_start_;
 };

@@ -70,10 +70,9 @@ const Figure* Results::Find(absl::string_view row,
 
 std::string Results::JsonLine(const Figure& f) const {
   std::string line = "{";
-  absl::StrAppend(&line, "\"row\":", JsonString(f.row),
-                  ",\"mode\":", JsonString(f.mode),
-                  ",\"value\":", JsonNumber(f.value),
-                  ",\"unit\":", JsonString(f.unit));
+  absl::StrAppend(
+      &line, "\"row\":", JsonString(f.row), ",\"mode\":", JsonString(f.mode),
+      ",\"value\":", JsonNumber(f.value), ",\"unit\":", JsonString(f.unit));
   if (f.reference.has_value()) {
     absl::StrAppend(&line, ",\"reference\":", JsonNumber(*f.reference),
                     ",\"reference_of\":", JsonString(f.reference_of));

@@ -41,8 +41,8 @@ struct Figure {
   // an empty server, ...), and its name; the ratio is value / reference.
   std::optional<double> reference;
   std::string reference_of;
-  int64_t n = 0;        // tasks or calls measured
-  int64_t errors = 0;   // failed calls
+  int64_t n = 0;       // tasks or calls measured
+  int64_t errors = 0;  // failed calls
   std::string first_error;
   bool time_limited = false;  // stopped by its time bound before n
   double seconds = 0;         // wall time of the measurement
@@ -76,7 +76,8 @@ class Results {
 
 // Rows of cells printed as an aligned table; the first column is left
 // aligned, the others right aligned, two spaces apart.
-void PrintTable(std::FILE* out, const std::vector<std::vector<std::string>>& rows);
+void PrintTable(std::FILE* out,
+                const std::vector<std::vector<std::string>>& rows);
 
 // `value` with `decimals` places and thousands separators: "12,345" for
 // FormatNumber(12345.4), "0.71" for FormatNumber(0.714, 2); "-" for NaN.

@@ -29,7 +29,8 @@ std::string Bytes(double bytes) {
   if (!std::isfinite(bytes)) return "-";
   const double magnitude = std::fabs(bytes);
   if (magnitude >= 1024.0 * 1024 * 1024) {
-    return absl::StrCat(FormatNumber(bytes / (1024.0 * 1024 * 1024), 2), " GiB");
+    return absl::StrCat(FormatNumber(bytes / (1024.0 * 1024 * 1024), 2),
+                        " GiB");
   }
   if (magnitude >= 1024.0 * 1024) {
     return absl::StrCat(FormatNumber(bytes / (1024.0 * 1024), 1), " MiB");
@@ -93,9 +94,8 @@ void PrintCallTable(const Results& results,
        "journal_records_per_commit_64", "", 1},
   };
   for (const Row& r : table) {
-    std::vector<std::string> cells = {r.label,
-                                      Cell(results.Find(r.null_key, kNullRpcMode),
-                                           r.decimals)};
+    std::vector<std::string> cells = {
+        r.label, Cell(results.Find(r.null_key, kNullRpcMode), r.decimals)};
     bool any = false;
     for (const std::string& mode : modes) {
       const Figure* f = results.Find(r.key, mode);
@@ -141,9 +141,9 @@ void PrintHeldTable(const Results& results, const std::string& mode,
   if (any == nullptr) any = results.Find("held_await_bytes", mode);
   if (any == nullptr) return;
   std::vector<std::vector<std::string>> rows = {
-      {absl::StrCat("Held calls: ",
-                    FormatNumber(static_cast<double>(config.held)), " over ",
-                    config.held_channels, " connections"),
+      {absl::StrCat(
+           "Held calls: ", FormatNumber(static_cast<double>(config.held)),
+           " over ", config.held_channels, " connections"),
        "RSS per call", "server CPU per call", "registered in",
        "(client opened)"}};
   struct Row {
@@ -185,10 +185,10 @@ void PrintHeldTable(const Results& results, const std::string& mode,
          cell(cpu, cpu == nullptr
                        ? ""
                        : absl::StrCat(FormatNumber(cpu->value, 1), " us")),
-         cell(seconds, seconds == nullptr
-                           ? ""
-                           : absl::StrCat(FormatNumber(seconds->value, 2),
-                                          " s")),
+         cell(seconds,
+              seconds == nullptr
+                  ? ""
+                  : absl::StrCat(FormatNumber(seconds->value, 2), " s")),
          opened});
   }
   std::printf("\n");
@@ -213,8 +213,8 @@ void PrintQueuedTable(const Results& results, const std::string& mode,
   const Figure* small = results.Find("dispatch_small", mode);
   const double n = static_cast<double>(rss->n);
   std::vector<std::vector<std::string>> rows = {
-      {absl::StrCat("Queued: ", FormatNumber(n), " pending tasks (", mode,
-                    ", ", payload_bytes, "-byte payloads)"),
+      {absl::StrCat("Queued: ", FormatNumber(n), " pending tasks (", mode, ", ",
+                    payload_bytes, "-byte payloads)"),
        ""}};
   const auto value = [](const Figure* f, const std::string& text) {
     if (f == nullptr) return std::string("-");
@@ -226,16 +226,17 @@ void PrintQueuedTable(const Results& results, const std::string& mode,
   }
   rows.push_back({"queueing them, SubmitTasks batches (tasks/s)",
                   value(fill, FormatNumber(fill ? fill->value : NAN))});
-  rows.push_back({"server RSS, full (empty)",
-                  absl::StrCat(Bytes(rss->value), " (", Bytes(rss_empty), ")")});
+  rows.push_back(
+      {"server RSS, full (empty)",
+       absl::StrCat(Bytes(rss->value), " (", Bytes(rss_empty), ")")});
   rows.push_back({"RSS per task beyond its payload",
                   value(per_task, Bytes(per_task ? per_task->value : NAN))});
   rows.push_back(
       {"data directory (per task)",
-       disk == nullptr ? "-"
-                       : absl::StrCat(Bytes(disk->value), " (",
-                                      Bytes(n > 0 ? disk->value / n : NAN),
-                                      ")")});
+       disk == nullptr
+           ? "-"
+           : absl::StrCat(Bytes(disk->value), " (",
+                          Bytes(n > 0 ? disk->value / n : NAN), ")")});
   if (recovery != nullptr) {
     rows.push_back({"recovery after kill -9: restart to first answer",
                     absl::StrCat(FormatNumber(recovery->value, 2), " s")});
@@ -249,14 +250,16 @@ void PrintQueuedTable(const Results& results, const std::string& mode,
     }
   }
   for (const auto& [f, text] :
-       {std::make_pair(full, "dispatch: worker runs the first %s of the "
-                             "backlog after recovery (tasks/s)"),
-        std::make_pair(small, "dispatch: the same with only %s queued "
-                              "(tasks/s)")}) {
+       {std::make_pair(full,
+                       "dispatch: worker runs the first %s of the "
+                       "backlog after recovery (tasks/s)"),
+        std::make_pair(small,
+                       "dispatch: the same with only %s queued "
+                       "(tasks/s)")}) {
     if (f == nullptr) continue;
-    rows.push_back({absl::StrFormat(text, FormatNumber(static_cast<double>(
-                                              f->n))),
-                    Cell(f, 0)});
+    rows.push_back(
+        {absl::StrFormat(text, FormatNumber(static_cast<double>(f->n))),
+         Cell(f, 0)});
   }
   std::printf("\n");
   PrintTable(stdout, rows);
@@ -279,16 +282,15 @@ void PrintMetricsTable(const Results& results, const std::string& mode,
     return;
   }
   std::printf("\n");
-  PrintTable(
-      stdout,
-      {{absl::StrCat("Metrics on/off (", mode, ", ", in_flight,
-                     " in flight, interleaved slices)"),
-        "on", "off", "difference"},
-       {"submits (tasks/s)", FormatNumber(rate_on->value),
-        FormatNumber(rate_off->value),
-        absl::StrCat(Difference(*rate_on), " (budget -3 %)")},
-       {"server CPU per submit (us)", FormatNumber(cpu_on->value, 1),
-        FormatNumber(cpu_off->value, 1), Difference(*cpu_on)}});
+  PrintTable(stdout,
+             {{absl::StrCat("Metrics on/off (", mode, ", ", in_flight,
+                            " in flight, interleaved slices)"),
+               "on", "off", "difference"},
+              {"submits (tasks/s)", FormatNumber(rate_on->value),
+               FormatNumber(rate_off->value),
+               absl::StrCat(Difference(*rate_on), " (budget -3 %)")},
+              {"server CPU per submit (us)", FormatNumber(cpu_on->value, 1),
+               FormatNumber(cpu_off->value, 1), Difference(*cpu_on)}});
 }
 
 }  // namespace taskd::bench

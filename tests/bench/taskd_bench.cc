@@ -102,7 +102,8 @@ ABSL_FLAG(absl::Duration, run_limit, absl::Seconds(60),
           "worker to finish)");
 ABSL_FLAG(int64_t, held, 100000, "K: calls held open in the held-calls rows");
 ABSL_FLAG(int, held_channels, 16, "connections the held calls are spread over");
-ABSL_FLAG(std::string, held_mode, "memory", "taskd mode of the held-calls rows");
+ABSL_FLAG(std::string, held_mode, "memory",
+          "taskd mode of the held-calls rows");
 ABSL_FLAG(absl::Duration, held_limit, absl::Seconds(120),
           "longest wait for the server to count the held calls");
 ABSL_FLAG(int64_t, queued, 1000000, "tasks in the queued-backlog rows");
@@ -207,9 +208,8 @@ int Main(int argc, char** argv) {
   if (config.tasks < 1 || config.in_flight < 1 || config.batch < 1 ||
       config.batch > 1000 || config.worker_concurrency < 1 ||
       config.round_trips < 1 || config.run_limit <= absl::ZeroDuration() ||
-      config.payload_bytes < 0 || config.held < 1 ||
-      config.held_channels < 1 || config.queued < 1 ||
-      config.dispatch_tasks < 1 || modes.empty()) {
+      config.payload_bytes < 0 || config.held < 1 || config.held_channels < 1 ||
+      config.queued < 1 || config.dispatch_tasks < 1 || modes.empty()) {
     std::fprintf(stderr,
                  "taskd_bench: counts must be positive (--batch at most "
                  "1000), --modes non-empty\n");
@@ -220,10 +220,10 @@ int Main(int argc, char** argv) {
   absl::StatusOr<std::string> echo =
       FindEchoBinary(absl::GetFlag(FLAGS_echo_bin), argv[0]);
   if (!taskd.ok() || !echo.ok()) {
-    std::fprintf(stderr, "taskd_bench: %s; pass --taskd_bin / --echo_bin\n",
-                 std::string((taskd.ok() ? echo.status() : taskd.status())
-                                 .message())
-                     .c_str());
+    std::fprintf(
+        stderr, "taskd_bench: %s; pass --taskd_bin / --echo_bin\n",
+        std::string((taskd.ok() ? echo.status() : taskd.status()).message())
+            .c_str());
     return 2;
   }
   config.taskd_bin = *taskd;
@@ -240,16 +240,16 @@ int Main(int argc, char** argv) {
   config.work_dir = work;
 
   const absl::Time started = absl::Now();
-  const std::string date = absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", started,
-                                            absl::UTCTimeZone());
+  const std::string date =
+      absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", started, absl::UTCTimeZone());
   Results results({{"taskd_bin", config.taskd_bin},
                    {"date", date},
                    {"quick", absl::GetFlag(FLAGS_quick) ? "true" : "false"}});
-  std::printf("taskd_bench %s: taskd %s, %u CPUs, data in %s%s\n",
-              date.c_str(), config.taskd_bin.c_str(),
-              std::thread::hardware_concurrency(), base.c_str(),
-              absl::GetFlag(FLAGS_quick) ? " (--quick: figures meaningless)"
-                                         : "");
+  std::printf(
+      "taskd_bench %s: taskd %s, %u CPUs, data in %s%s\n", date.c_str(),
+      config.taskd_bin.c_str(), std::thread::hardware_concurrency(),
+      base.c_str(),
+      absl::GetFlag(FLAGS_quick) ? " (--quick: figures meaningless)" : "");
   std::fflush(stdout);
 
   BenchEnv env(config);
@@ -295,11 +295,11 @@ int Main(int argc, char** argv) {
 
   const std::string json_out = absl::GetFlag(FLAGS_json_out);
   absl::Status written = results.WriteJsonLines(json_out);
-  std::printf("\n%zu figures in %s; %s in all\n", results.figures().size(),
-              json_out.c_str(),
-              absl::FormatDuration(absl::Trunc(absl::Now() - started,
-                                               absl::Seconds(1)))
-                  .c_str());
+  std::printf(
+      "\n%zu figures in %s; %s in all\n", results.figures().size(),
+      json_out.c_str(),
+      absl::FormatDuration(absl::Trunc(absl::Now() - started, absl::Seconds(1)))
+          .c_str());
   for (const std::string& error : bench.errors()) {
     std::printf("FAILED: %s\n", error.c_str());
   }

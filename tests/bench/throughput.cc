@@ -53,7 +53,8 @@ void TakeLoad(LoadResult& load, RunFigures& run) {
   run.first_error = load.first_error;
   run.time_limited = load.time_limited;
   run.seconds = absl::ToDoubleSeconds(load.elapsed);
-  run.p50_us = load.latencies_us.empty() ? NAN : Quantile(load.latencies_us, 0.5);
+  run.p50_us =
+      load.latencies_us.empty() ? NAN : Quantile(load.latencies_us, 0.5);
   run.p99_us =
       load.latencies_us.empty() ? NAN : Quantile(load.latencies_us, 0.99);
 }
@@ -95,11 +96,14 @@ SubmitRequests MakeRequests(const BenchConfig& config) {
 EchoRequest EchoRequestOf(size_t request_bytes, size_t reply_bytes) {
   EchoRequest request;
   // A reply body of n bytes serializes to n plus a tag and a length.
-  const size_t reply_overhead = reply_bytes < 128 ? 2 : reply_bytes < 16384 ? 3 : 4;
+  const size_t reply_overhead = reply_bytes < 128     ? 2
+                                : reply_bytes < 16384 ? 3
+                                                      : 4;
   request.set_reply_bytes(static_cast<uint32_t>(
       reply_bytes > reply_overhead ? reply_bytes - reply_overhead : 0));
-  const size_t fixed = request.ByteSizeLong() +
-                       (request_bytes < 128 ? 2 : request_bytes < 16384 ? 3 : 4);
+  const size_t fixed = request.ByteSizeLong() + (request_bytes < 128     ? 2
+                                                 : request_bytes < 16384 ? 3
+                                                                         : 4);
   request.set_body(
       std::string(request_bytes > fixed ? request_bytes - fixed : 0, 'x'));
   return request;
@@ -219,7 +223,8 @@ absl::StatusOr<RunFigures> RunEcho(BenchEnv& env, const MessageSizes& sizes,
   run.cpu_us_per_task = cpu.ServerMicrosPerTask(load.items_ok);
   run.others_cpu_share = cpu.OthersShare();
   TakeLoad(load, run);
-  run.extra.push_back({"request_bytes", static_cast<double>(request.ByteSizeLong())});
+  run.extra.push_back(
+      {"request_bytes", static_cast<double>(request.ByteSizeLong())});
   return run;
 }
 
@@ -233,9 +238,9 @@ absl::StatusOr<RunFigures> RunSubmit(BenchEnv& env, absl::string_view mode,
   v1::TaskService::Stub* stub = (*served)->stub.get();
   const SubmitRequests requests = MakeRequests(config);
   const CpuMeter cpu(server.pid());
-  LoadResult load = RunLoad(
-      ShapeOf(config, shape),
-      SubmitStarter(stub, shape, &requests.submit, &requests.batch));
+  LoadResult load =
+      RunLoad(ShapeOf(config, shape),
+              SubmitStarter(stub, shape, &requests.submit, &requests.batch));
   RunFigures run;
   run.cpu_us_per_task = cpu.ServerMicrosPerTask(load.items_ok);
   run.others_cpu_share = cpu.OthersShare();
@@ -264,9 +269,9 @@ absl::StatusOr<RunFigures> RunEndToEnd(BenchEnv& env, absl::string_view mode,
   // Submitting is bounded by run_limit; running what was submitted gets as
   // long again.
   const absl::Time deadline = begin + 2 * config.run_limit;
-  LoadResult load = RunLoad(
-      ShapeOf(config, shape),
-      SubmitStarter(stub, shape, &requests.submit, &requests.batch));
+  LoadResult load =
+      RunLoad(ShapeOf(config, shape),
+              SubmitStarter(stub, shape, &requests.submit, &requests.batch));
   const int64_t ran = counter.WaitFor(load.items_ok, deadline);
   absl::Status done =
       ran >= load.items_ok
@@ -285,7 +290,8 @@ absl::StatusOr<RunFigures> RunEndToEnd(BenchEnv& env, absl::string_view mode,
     if (run.first_error.empty()) run.first_error = std::string(done.message());
   }
   run.seconds = absl::ToDoubleSeconds(end - begin);
-  run.rate = run.seconds > 0 ? std::min<int64_t>(ran, load.items_ok) / run.seconds : 0;
+  run.rate =
+      run.seconds > 0 ? std::min<int64_t>(ran, load.items_ok) / run.seconds : 0;
   run.extra.push_back({"submit_seconds", absl::ToDoubleSeconds(load.elapsed)});
   return run;
 }

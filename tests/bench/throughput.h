@@ -83,8 +83,7 @@ absl::StatusOr<RunFigures> RunEndToEnd(BenchEnv& env, absl::string_view mode,
 
 // BenchConfig::round_trips submit+await round trips, one at a time, with
 // the worker running: SubmitTask, then Await on its id until SUCCEEDED.
-absl::StatusOr<RunFigures> RunRoundTrips(BenchEnv& env,
-                                         absl::string_view mode);
+absl::StatusOr<RunFigures> RunRoundTrips(BenchEnv& env, absl::string_view mode);
 
 }  // namespace taskd::bench
 

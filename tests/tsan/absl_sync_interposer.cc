@@ -52,6 +52,7 @@ namespace {
 
 using taskd::tsan::AnnotationsEnabled;
 using taskd::tsan::IsHiddenGrpcCaller;
+using taskd::tsan::IsSystemLibraryCode;
 using taskd::tsan::RealSymbol;
 
 // The real abseil function of type Fn: AbslSymbolName(rest, const_member).
@@ -327,9 +328,17 @@ Mutex::~Mutex() {
     real(this);
     return;
   }
-  // Forget TSan's state for this address (a stack or reused Mutex is not
-  // freed through free(), where TSan would otherwise drop it).
-  if (AnnotationsEnabled()) __tsan_mutex_destroy(this, 0);
+  // Forget TSan's state for this address (a Mutex on the stack is not freed
+  // through free(), where TSan would otherwise drop it), and check it is
+  // not destroyed while held or while in use. Not for the mutexes that
+  // libraries destroy (gRPC's own, or any global at exit, from libc's exit
+  // handlers): their owners' last uses are ordered by reference counts TSan
+  // cannot see, and a library's global may be destroyed held by a thread
+  // that exit() did not stop (absl::ParseCommandLine exits from --help
+  // holding one). Those are freed by free(), or never reused.
+  if (AnnotationsEnabled() && !IsSystemLibraryCode(TASKD_TSAN_CALLER)) {
+    __tsan_mutex_destroy(this, 0);
+  }
   Ignored([&] { real(this); return 0; });
 }
 

@@ -111,6 +111,15 @@ const GrpcCode* HiddenGrpcCode() {
 
 }  // namespace
 
+bool IsSystemLibraryCode(const void* pc) {
+  Dl_info info;
+  if (dladdr(pc, &info) == 0 || info.dli_fname == nullptr) return false;
+  for (const char* dir : {"/lib/", "/lib64/", "/usr/lib/", "/usr/lib64/"}) {
+    if (std::strncmp(info.dli_fname, dir, std::strlen(dir)) == 0) return true;
+  }
+  return false;
+}
+
 bool IsHiddenGrpcCaller(const void* pc) {
   const GrpcCode* code = HiddenGrpcCode();
   if (code == nullptr) return false;

@@ -47,6 +47,10 @@ void* RealSymbol(const char* mangled);
 bool AnnotationsEnabled();
 bool CqTagsEnabled();
 
+// True when `pc` (a return address) is in a library installed on the
+// system (abseil, gRPC, libc's exit handlers...), not in the program.
+bool IsSystemLibraryCode(const void* pc);
+
 // True when `pc` (a return address) is in gRPC's code and
 // TASKD_TSAN_GRPC_LOCKS=0: a lock gRPC takes for itself, not shown to TSan.
 bool IsHiddenGrpcCaller(const void* pc);

@@ -56,14 +56,15 @@ void Dispatcher::Enqueue(ReadyEntry entry) {
   if (!q.nodes.contains(entry.task_id)) {
     auto node = std::make_unique<Node>();
     node->task_id = std::move(entry.task_id);
-    node->type = std::move(entry.type);
+    auto type = q.by_type.try_emplace(std::move(entry.type)).first;
+    node->type = &type->first;
     node->priority = entry.priority;
     node->seq = entry.seq;
     node->since = entry.since;
     Node* n = node.get();
     q.nodes.emplace(n->task_id, std::move(node));
     q.all.Insert(n, kAll);
-    q.by_type[n->type].Insert(n, kType);
+    type->second.Insert(n, kType);
   }
   PumpLocked();
 }
@@ -73,7 +74,7 @@ bool Dispatcher::EraseReady(QueueReady& q, absl::string_view task_id) {
   if (it == q.nodes.end()) return false;
   Node* n = it->second.get();
   q.all.Unlink(n, kAll);
-  auto t = q.by_type.find(n->type);
+  auto t = q.by_type.find(*n->type);
   if (t != q.by_type.end()) {
     t->second.Unlink(n, kType);
     // Type names come from clients: drop empty lists so they cannot pile up.

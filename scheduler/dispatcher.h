@@ -40,6 +40,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -124,7 +125,7 @@ class Dispatcher {
   enum Link { kAll = 0, kType = 1 };
   struct Node {
     std::string task_id;
-    std::string type;
+    const std::string* type = nullptr;  // its key in QueueReady::by_type
     int priority = 0;
     uint64_t seq = 0;
     absl::Time since;
@@ -150,7 +151,8 @@ class Dispatcher {
   };
   struct QueueReady {
     std::string name;
-    absl::flat_hash_map<std::string, Lists> by_type;
+    // A node map: the nodes point at their type's key.
+    absl::node_hash_map<std::string, Lists> by_type;
     Lists all;  // every entry of every type
     // Owns the entries, by task id (the key views the node's own id).
     absl::flat_hash_map<absl::string_view, std::unique_ptr<Node>> nodes;

@@ -190,8 +190,7 @@ void EngineImpl::SubmitAsync(const v1::TaskSpec& spec, SubmitCallback done) {
   if (spec.idempotency_key().empty()) {
     out.task = Insert(NewRecord(spec, now), fx);
   } else {
-    std::string slot = absl::StrCat(QueueOf(spec), std::string(1, '\0'),
-                                    spec.idempotency_key());
+    const std::string slot = IdempotencySlot(QueueOf(spec), spec);
     absl::MutexLock lock(&idempotency_mu_);
     if (auto existing = Deduplicate(spec, slot)) {
       out.task = *std::move(existing);
@@ -202,7 +201,6 @@ void EngineImpl::SubmitAsync(const v1::TaskSpec& spec, SubmitCallback done) {
       }
     } else {
       auto record = NewRecord(spec, now);
-      record->idempotency_slot = slot;
       idempotency_[slot] = record->task.id();
       out.task = Insert(std::move(record), fx);
     }
@@ -244,20 +242,15 @@ void EngineImpl::SubmitBatchAsync(
   {
     absl::MutexLock lock(&idempotency_mu_);
     for (const v1::TaskSpec& spec : specs) {
-      std::string slot;
-      if (!spec.idempotency_key().empty()) {
-        slot = absl::StrCat(QueueOf(spec), std::string(1, '\0'),
-                            spec.idempotency_key());
+      const std::string slot = IdempotencySlot(QueueOf(spec), spec);
+      if (!slot.empty()) {
         if (auto existing = Deduplicate(spec, slot)) {
           out.push_back(*std::move(existing));
           continue;
         }
       }
       auto record = NewRecord(spec, now);
-      if (!slot.empty()) {
-        record->idempotency_slot = slot;
-        idempotency_[slot] = record->task.id();
-      }
+      if (!slot.empty()) idempotency_[slot] = record->task.id();
       out.push_back(Insert(std::move(record), fx));
     }
     // Deduplicated entries may name tasks whose first submit is in flight.
@@ -382,7 +375,7 @@ void EngineImpl::CancelAsync(const std::string& id, const std::string& reason,
       case v1::TASK_STATE_RUNNING:
         if (!r.task.cancel_requested()) {
           r.task.set_cancel_requested(true);
-          r.cancel_reason = why;
+          r.cancel_reason = std::make_unique<std::string>(why);
           SendCancelNotice(r, why);
           Persist(r, fx);
         }
@@ -570,7 +563,9 @@ void EngineImpl::EndAttempt(TaskRecord& r, v1::TaskError error, Effects& fx) {
     m->AttemptEnded(FailedAttemptOutcome(r.task, error),
                     clock_->Now() - ToTime(r.task.start_time()));
   if (r.task.cancel_requested()) {
-    *r.task.mutable_error() = MakeError("cancelled", r.cancel_reason, false);
+    *r.task.mutable_error() = MakeError(
+        "cancelled", r.cancel_reason ? *r.cancel_reason : "cancelled by client",
+        false);
     Finish(r, v1::TASK_STATE_CANCELLED, fx);
     return;
   }

@@ -37,6 +37,8 @@
 #include "absl/random/random.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "api/taskd/v1/taskd.pb.h"
@@ -65,6 +67,14 @@ inline v1::TaskError MakeError(std::string code, std::string message,
   e.set_message(std::move(message));
   e.set_retryable(retryable);
   return e;
+}
+
+// The key of a spec's idempotency entry ("queue\0key"), or "" without a key.
+inline std::string IdempotencySlot(absl::string_view queue,
+                                   const v1::TaskSpec& spec) {
+  if (spec.idempotency_key().empty()) return "";
+  return absl::StrCat(queue, absl::string_view("\0", 1),
+                      spec.idempotency_key());
 }
 
 class EngineImpl {

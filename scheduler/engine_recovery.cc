@@ -78,12 +78,10 @@ absl::StatusOr<RecoveryStats> EngineImpl::Recover(Storage& storage) {
     const v1::Task& task = r.task;
     r.lease.id = task.lease_id();
     const std::string& id = r.task.id();
-    if (!task.spec().idempotency_key().empty()) {
-      r.idempotency_slot = absl::StrCat(task.spec().queue(),
-                                        std::string(1, '\0'),
-                                        task.spec().idempotency_key());
+    if (std::string slot = IdempotencySlot(task.spec().queue(), task.spec());
+        !slot.empty()) {
       absl::MutexLock lock(&idempotency_mu_);
-      idempotency_[r.idempotency_slot] = id;
+      idempotency_[std::move(slot)] = id;
     }
     switch (task.state()) {
       case v1::TASK_STATE_PENDING:

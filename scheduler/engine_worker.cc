@@ -313,9 +313,12 @@ void EngineImpl::OnRetentionDue(const std::string& id) {
         }
         return false;
       });
-  if (gone == nullptr || gone->idempotency_slot.empty()) return;
+  if (gone == nullptr) return;
+  const std::string slot =
+      IdempotencySlot(gone->task.spec().queue(), gone->task.spec());
+  if (slot.empty()) return;
   absl::MutexLock lock(&idempotency_mu_);
-  auto it = idempotency_.find(gone->idempotency_slot);
+  auto it = idempotency_.find(slot);
   if (it != idempotency_.end() && it->second == id) idempotency_.erase(it);
 }
 

@@ -47,12 +47,12 @@ using StateCounts = std::array<int64_t, 7>;
 // One task and the engine's bookkeeping about it.
 struct TaskRecord {
   v1::Task task;
-  std::string cancel_reason;
+  // Why a cancel was asked while RUNNING (rare: a pointer, not a string).
+  std::unique_ptr<std::string> cancel_reason;
   Lease lease;                   // while RUNNING
   uint64_t ready_seq = 0;        // position in the ready queue
   uint64_t ticket = 0;           // journal ticket of the last write
   absl::Time ready_since;        // when it last became PENDING
-  std::string idempotency_slot;  // key of its idempotency entry, or empty
   // Its payload was journaled in this run: later writes leave it out.
   bool payload_stored = false;
   // depends_on entries not SUCCEEDED yet; the task waits SCHEDULED for 0.

@@ -87,10 +87,10 @@ class TaskdServer final {
 
   // Health NOT_SERVING -> pending Awaits/Streams answered UNAVAILABLE and
   // Work streams closed -> no new calls or connections -> the calls in
-  // flight finish, for at most shutdown_grace -> every connection closed
-  // (an idle client does not hold shutdown up) -> CQ shutdown -> drain ->
-  // engine timers stopped. Returns at once after the calls in flight are
-  // done: idle connections and open streams do not wait for the grace.
+  // flight finish, for at most shutdown_grace -> connections get up to
+  // 250 ms to flush and close, then the rest are closed -> CQ shutdown ->
+  // drain -> engine timers stopped. Only unary calls in flight can make it
+  // wait for the grace; open streams and idle clients do not.
   void Shutdown();
 
   int port() const { return port_; }

@@ -43,6 +43,7 @@ struct BenchConfig {
   int batch = 1000;             // tasks per SubmitTasks call
   int worker_concurrency = 50;  // the SDK worker's concurrency
   int64_t round_trips = 5000;   // submit+await round trips per mode
+  int repeat = 3;  // runs of each per-call measurement; the median counts
   absl::Duration run_limit = absl::Seconds(60);  // per run
   absl::Duration call_timeout = absl::Seconds(30);
   int payload_bytes = 16;  // payload of every task

@@ -61,15 +61,34 @@ void BenchRuns::RunShapes(
     const std::function<absl::StatusOr<RunFigures>(Shape)>& run,
     const std::function<void(Shape, RunFigures)>& keep) {
   for (Shape shape : {Shape::kOneAtATime, Shape::kInFlight, Shape::kBatched}) {
-    const std::string what = absl::StrCat(label, ", shape ", ShapeKey(shape));
-    absl::StatusOr<RunFigures> figures = run(shape);
-    if (!Check(figures.status(), what)) continue;
-    Progress(absl::StrCat(what, ": ", FormatNumber(figures->rate), " tasks/s, ",
-                          FormatNumber(figures->cpu_us_per_task, 1),
-                          " server CPU us per task, ", figures->errors,
-                          " errors", OthersNote(*figures)));
-    keep(shape, *std::move(figures));
+    std::optional<RunFigures> figures = Repeated(
+        absl::StrCat(label, ", shape ", ShapeKey(shape)),
+        [&] { return run(shape); },
+        [](const RunFigures& r) {
+          return absl::StrCat(FormatNumber(r.rate), " tasks/s, ",
+                              FormatNumber(r.cpu_us_per_task, 1),
+                              " server CPU us per task");
+        });
+    if (figures.has_value()) keep(shape, *std::move(figures));
   }
+}
+
+std::optional<RunFigures> BenchRuns::Repeated(
+    const std::string& what,
+    const std::function<absl::StatusOr<RunFigures>()>& run,
+    const std::function<std::string(const RunFigures&)>& describe) {
+  const int repeat = env_.config().repeat;
+  std::vector<RunFigures> runs;
+  for (int i = 1; i <= repeat; ++i) {
+    const std::string this_run =
+        repeat == 1 ? what : absl::StrCat(what, ", run ", i, "/", repeat);
+    absl::StatusOr<RunFigures> figures = run();
+    if (!Check(figures.status(), this_run)) return std::nullopt;
+    Progress(absl::StrCat(this_run, ": ", describe(*figures), ", ",
+                          figures->errors, " errors", OthersNote(*figures)));
+    runs.push_back(*std::move(figures));
+  }
+  return MedianOf(std::move(runs));
 }
 
 void BenchRuns::RunBaselinePass(const MessageSizes& sizes, int pass) {
@@ -102,13 +121,15 @@ void BenchRuns::RunEndToEnds(const std::string& mode) {
 }
 
 void BenchRuns::RunLatency(const std::string& mode) {
-  const std::string what = absl::StrCat(mode, ": submit+await round trips");
-  absl::StatusOr<RunFigures> run = RunRoundTrips(env_, mode);
-  if (!Check(run.status(), what)) return;
-  Progress(absl::StrCat(what, ": p50 ", FormatNumber(run->p50_us / 1000, 3),
-                        " ms, p99 ", FormatNumber(run->p99_us / 1000, 3),
-                        " ms, ", run->errors, " errors", OthersNote(*run)));
-  runs_[absl::StrCat("rtt/1/", mode)] = *std::move(run);
+  std::optional<RunFigures> run = Repeated(
+      absl::StrCat(mode, ": submit+await round trips"),
+      [&] { return RunRoundTrips(env_, mode); },
+      [](const RunFigures& r) {
+        return absl::StrCat("p50 ", FormatNumber(r.p50_us / 1000, 3),
+                            " ms, p99 ", FormatNumber(r.p99_us / 1000, 3),
+                            " ms");
+      });
+  if (run.has_value()) runs_[absl::StrCat("rtt/1/", mode)] = *std::move(run);
 }
 
 Figure& BenchRuns::AddRun(const std::string& row, const std::string& mode,

@@ -58,6 +58,13 @@ class BenchRuns {
   void RunShapes(const std::string& label,
                  const std::function<absl::StatusOr<RunFigures>(Shape)>& run,
                  const std::function<void(Shape, RunFigures)>& keep);
+  // Runs `run` BenchConfig::repeat times (logging each as `what` with
+  // `describe`'s summary) and returns the median (MedianOf); nothing when a
+  // run failed.
+  std::optional<RunFigures> Repeated(
+      const std::string& what,
+      const std::function<absl::StatusOr<RunFigures>()>& run,
+      const std::function<std::string(const RunFigures&)>& describe);
   // Records the failure of a run; returns false.
   bool Check(const absl::Status& status, const std::string& what);
   // A figure from a run, with its error fields.

@@ -106,11 +106,11 @@ void PrintCallTable(const Results& results,
   }
   if (rows.size() == 1) return;  // no per-call run
   std::printf(
-      "\nPer call: ratio = taskd / null RPC on the same client shape (end to "
-      "end: / the null RPC's submit rate; p99: / its p99).\nEnd to end: the "
-      "C++ SDK worker (concurrency %d) runs every task. * = errors or a time "
-      "bound hit (see the JSON).\n",
-      concurrency);
+      "\nPer call, median of %d runs: ratio = taskd / null RPC on the same "
+      "client shape (end to end: / the null RPC's submit rate; p99: / its "
+      "p99).\nEnd to end: the C++ SDK worker (concurrency %d) runs every "
+      "task. * = errors or a time bound hit (see the JSON).\n",
+      config.repeat, concurrency);
   PrintTable(stdout, rows);
   // What else ran on the machine meanwhile.
   double sum = 0;

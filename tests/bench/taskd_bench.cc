@@ -14,7 +14,8 @@
 // host drifts (only ratios from the same run mean anything).
 //
 // Rows (N = --tasks no-op tasks with --payload_bytes payloads, in each
-// durability mode of --modes; a fresh server and data directory per run):
+// durability mode of --modes; a fresh server and data directory per run;
+// each per-call measurement runs --repeat times and reports the median):
 //   submit: one at a time; --in_flight calls in flight from one CQ thread;
 //     SubmitTasks batches of --batch. Server CPU per submit (utime + stime
 //     from /proc/<pid>/stat) in flight; in durable modes also the journal's
@@ -97,6 +98,9 @@ ABSL_FLAG(int, batch, 1000, "tasks per SubmitTasks call (at most 1000)");
 ABSL_FLAG(int, worker_concurrency, 50, "the SDK worker's concurrency");
 ABSL_FLAG(int64_t, round_trips, 5000, "submit+await round trips per mode");
 ABSL_FLAG(int, payload_bytes, 16, "payload bytes of every task");
+ABSL_FLAG(int, repeat, 3,
+          "runs of each per-call measurement (fresh servers each); the "
+          "median is reported");
 ABSL_FLAG(absl::Duration, run_limit, absl::Seconds(60),
           "longest load phase of one run (and as long again for its "
           "worker to finish)");
@@ -140,6 +144,7 @@ void ApplyQuickDefaults(int argc, char** argv) {
   if (!quick) return;
   absl::SetFlag(&FLAGS_tasks, 300);
   absl::SetFlag(&FLAGS_round_trips, 100);
+  absl::SetFlag(&FLAGS_repeat, 1);
   absl::SetFlag(&FLAGS_run_limit, absl::Seconds(10));
   absl::SetFlag(&FLAGS_held, 2000);
   absl::SetFlag(&FLAGS_held_channels, 4);
@@ -188,6 +193,7 @@ int Main(int argc, char** argv) {
   config.batch = absl::GetFlag(FLAGS_batch);
   config.worker_concurrency = absl::GetFlag(FLAGS_worker_concurrency);
   config.round_trips = absl::GetFlag(FLAGS_round_trips);
+  config.repeat = absl::GetFlag(FLAGS_repeat);
   config.run_limit = absl::GetFlag(FLAGS_run_limit);
   config.payload_bytes = absl::GetFlag(FLAGS_payload_bytes);
   config.held = absl::GetFlag(FLAGS_held);
@@ -207,9 +213,10 @@ int Main(int argc, char** argv) {
   };
   if (config.tasks < 1 || config.in_flight < 1 || config.batch < 1 ||
       config.batch > 1000 || config.worker_concurrency < 1 ||
-      config.round_trips < 1 || config.run_limit <= absl::ZeroDuration() ||
-      config.payload_bytes < 0 || config.held < 1 || config.held_channels < 1 ||
-      config.queued < 1 || config.dispatch_tasks < 1 || modes.empty()) {
+      config.round_trips < 1 || config.repeat < 1 ||
+      config.run_limit <= absl::ZeroDuration() || config.payload_bytes < 0 ||
+      config.held < 1 || config.held_channels < 1 || config.queued < 1 ||
+      config.dispatch_tasks < 1 || modes.empty()) {
     std::fprintf(stderr,
                  "taskd_bench: counts must be positive (--batch at most "
                  "1000), --modes non-empty\n");

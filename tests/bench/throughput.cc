@@ -169,6 +169,42 @@ absl::StatusOr<std::unique_ptr<ServedTaskd>> StartServedTaskd(
 
 }  // namespace
 
+RunFigures MedianOf(std::vector<RunFigures> runs) {
+  if (runs.size() == 1) return std::move(runs.front());
+  const auto median = [&runs](double RunFigures::*field) {
+    std::vector<double> values;
+    for (const RunFigures& r : runs) values.push_back(r.*field);
+    return Quantile(values, 0.5);
+  };
+  // The extra figures come from the run whose rate is the median.
+  std::sort(
+      runs.begin(), runs.end(),
+      [](const RunFigures& a, const RunFigures& b) { return a.rate < b.rate; });
+  RunFigures merged = runs[(runs.size() - 1) / 2];
+  merged.rate = median(&RunFigures::rate);
+  merged.cpu_us_per_task = median(&RunFigures::cpu_us_per_task);
+  merged.p50_us = median(&RunFigures::p50_us);
+  merged.p99_us = median(&RunFigures::p99_us);
+  merged.others_cpu_share = 0;
+  merged.n = 0;
+  merged.errors = 0;
+  merged.seconds = 0;
+  merged.time_limited = false;
+  merged.first_error.clear();
+  for (const RunFigures& r : runs) {
+    merged.others_cpu_share += r.others_cpu_share / runs.size();
+    merged.n += r.n;
+    merged.errors += r.errors;
+    merged.seconds += r.seconds;
+    merged.time_limited = merged.time_limited || r.time_limited;
+    if (merged.first_error.empty()) merged.first_error = r.first_error;
+  }
+  merged.extra.push_back({"runs", static_cast<double>(runs.size())});
+  merged.extra.push_back({"rate_min", runs.front().rate});
+  merged.extra.push_back({"rate_max", runs.back().rate});
+  return merged;
+}
+
 absl::StatusOr<MessageSizes> ProbeMessageSizes(BenchEnv& env) {
   absl::StatusOr<std::unique_ptr<ServedTaskd>> served =
       StartServedTaskd(env, "memory", /*with_worker=*/false);

@@ -60,6 +60,13 @@ struct RunFigures {
   std::vector<std::pair<std::string, double>> extra;
 };
 
+// Several runs of one measurement as one: the median of each of rate, CPU
+// per task, p50 and p99 (each on its own); the mean of others_cpu_share;
+// the sums of n, errors and seconds; time_limited if any was; the first
+// error; the extra figures of the median-rate run, with "runs", "rate_min"
+// and "rate_max". `runs` must not be empty.
+RunFigures MedianOf(std::vector<RunFigures> runs);
+
 // Sizes of the messages of the taskd under test (one SubmitTask and one
 // SubmitTasks of BenchConfig::batch on a throwaway memory-mode server).
 absl::StatusOr<MessageSizes> ProbeMessageSizes(BenchEnv& env);

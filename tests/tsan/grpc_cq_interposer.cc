@@ -2,27 +2,39 @@
 //
 // Every asynchronous operation (a call batch, a requested server call, an
 // Alarm, a server shutdown notification) starts with grpc_cq_begin_op(cq,
-// tag) on the thread that starts it, and its tag comes back from
-// grpc_completion_queue_next or _pluck on the thread that polls. The thread
-// in between (a poller, a timer, gRPC's executor) is gRPC's business; what
-// the program may rely on is that everything before the start happens
-// before the tag's return. So: release on the tag in begin_op, acquire on
-// it when next/pluck return it. The tags here are gRPC core's (the C++ API
-// maps them to the user's tag after next returns, in FinalizeResult).
+// tag) on the thread that starts it, ends with grpc_cq_end_op(cq, tag, ...)
+// on the thread that completes it (which may be the starting thread, when
+// a batch fails at once, or any of gRPC's), and its tag comes back from
+// grpc_completion_queue_next or _pluck on the thread that polls. What the
+// program may rely on is that everything before the start, and whatever
+// gRPC wrote for the operation before it completed (received messages,
+// status details, metadata), happens before the tag's return. So: release
+// on the tag in begin_op and end_op, acquire on it when next/pluck return
+// it. The tags here are gRPC core's (the C++ API maps them to the user's
+// tag after next returns, in FinalizeResult).
 //
-// grpc_cq_begin_op is an internal C++ symbol of libgrpc, exported and called
-// through the PLT by libgrpc itself (grpc_call_start_batch, request_call,
-// shutdown_and_notify) and by libgrpc++ (grpc::Alarm).
+// grpc_cq_begin_op and grpc_cq_end_op are internal C++ symbols of libgrpc,
+// exported and called through the PLT by libgrpc itself
+// (grpc_call_start_batch, request_call, shutdown_and_notify) and by
+// libgrpc++ (grpc::Alarm).
 #include <grpc/grpc.h>
 #include <sanitizer/tsan_interface.h>
 
 #include <cstdint>
+#include <string>
+#include <utility>
 
+#include "absl/status/status.h"
 #include "tests/tsan/interposer.h"
 
 // As declared in gRPC 1.51's src/core/lib/surface/completion_queue.h (not
-// installed): false when the queue is already shut down.
+// installed; grpc_error_handle is absl::Status there).
+struct grpc_cq_completion;
 bool grpc_cq_begin_op(grpc_completion_queue* cq, void* tag);
+void grpc_cq_end_op(grpc_completion_queue* cq, void* tag, absl::Status error,
+                    void (*done)(void* done_arg, grpc_cq_completion* storage),
+                    void* done_arg, grpc_cq_completion* storage,
+                    bool internal);
 
 namespace {
 
@@ -51,6 +63,24 @@ bool grpc_cq_begin_op(grpc_completion_queue* cq, void* tag) {
       RealSymbol("_Z16grpc_cq_begin_opP21grpc_completion_queuePv"));
   if (IsAddress(tag) && CqTagsEnabled()) __tsan_release(tag);
   return real(cq, tag);
+}
+
+void grpc_cq_end_op(grpc_completion_queue* cq, void* tag, absl::Status error,
+                    void (*done)(void* done_arg, grpc_cq_completion* storage),
+                    void* done_arg, grpc_cq_completion* storage,
+                    bool internal) {
+  using Fn = void (*)(grpc_completion_queue*, void*, absl::Status,
+                      void (*)(void*, grpc_cq_completion*), void*,
+                      grpc_cq_completion*, bool);
+  // The absl::Status parameter puts abseil's inline namespace in the name.
+  static const Fn real = reinterpret_cast<Fn>(RealSymbol(
+      ("_Z14grpc_cq_end_opP21grpc_completion_queuePv" +
+       taskd::tsan::AbslSymbolName(
+           "6StatusEPFvS1_P18grpc_cq_completionES1_S6_b")
+           .substr(2))
+          .c_str()));
+  if (IsAddress(tag) && CqTagsEnabled()) __tsan_release(tag);
+  real(cq, tag, std::move(error), done, done_arg, storage, internal);
 }
 
 grpc_event grpc_completion_queue_next(grpc_completion_queue* cq,

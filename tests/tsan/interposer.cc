@@ -141,6 +141,7 @@ __attribute__((constructor)) void CheckInterposition() {
   const std::string names[] = {
       AbslSymbolName("5Mutex4LockEv"),
       "_Z16grpc_cq_begin_opP21grpc_completion_queuePv",
+      "grpc_completion_queue_next",
   };
   for (const std::string& name : names) {
     void* bound = dlsym(RTLD_DEFAULT, name.c_str());

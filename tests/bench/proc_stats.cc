@@ -126,6 +126,9 @@ absl::StatusOr<int64_t> DirectoryBytes(const std::string& dir) {
 
 namespace {
 
+// Spans shorter than this get no OthersShare().
+constexpr double kShortestSpan = 0.25;  // seconds
+
 double OrNan(const absl::StatusOr<double>& value) {
   return value.ok() ? *value : NAN;
 }
@@ -148,11 +151,12 @@ double CpuMeter::ServerMicrosPerTask(int64_t tasks) const {
 double CpuMeter::OthersShare() const {
   const double wall = absl::ToDoubleSeconds(absl::Now() - start_);
   const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  if (wall <= 0 || cpus <= 0) return NAN;
+  // /proc counts in 10 ms ticks: a shorter span says nothing.
+  if (wall < kShortestSpan || cpus <= 0) return NAN;
   const double others = (OrNan(MachineBusySeconds()) - machine_start_) -
                         (OrNan(ProcessCpuSeconds(getpid())) - self_start_) -
                         (OrNan(ProcessCpuSeconds(server_)) - server_start_);
-  return std::max(0.0, others / (wall * static_cast<double>(cpus)));
+  return std::clamp(others / (wall * static_cast<double>(cpus)), 0.0, 1.0);
 }
 
 }  // namespace taskd::bench

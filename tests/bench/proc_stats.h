@@ -49,7 +49,8 @@ class CpuMeter {
   // The server's CPU time since construction per task; NaN when unknown.
   double ServerMicrosPerTask(int64_t tasks) const;
   // 0..1: the other processes' CPU time since construction over all CPUs'
-  // time; NaN when unknown.
+  // time; NaN when unknown or when less than 0.25 s passed (/proc's tick is
+  // 10 ms).
   double OthersShare() const;
 
  private:

@@ -17,9 +17,22 @@
 // exported and called through the PLT by libgrpc itself
 // (grpc_call_start_batch, request_call, shutdown_and_notify) and by
 // libgrpc++ (grpc::Alarm).
+//
+// A message can also cross from one call to another without a copy: the
+// in-process transport (Server::InProcessChannel, used by tests) hands the
+// sender's slices to the receiving call, whose thread then parses the bytes
+// the sending thread serialised, ordered by gRPC's lock-free call combiner.
+// So a batch that sends a message releases on the start of each of its
+// shared (reference-counted) slices, and reading a received message
+// (grpc_byte_buffer_reader_init, where every C++ deserialisation starts)
+// acquires on its slices. Slices that were copied (any real transport,
+// small inlined slices) are other memory and pair with nothing.
+#include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
+#include <grpc/slice.h>
 #include <sanitizer/tsan_interface.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -45,6 +58,20 @@ using taskd::tsan::RealSymbol;
 // TSan can keep a clock for.
 bool IsAddress(const void* tag) {
   return reinterpret_cast<uintptr_t>(tag) >= 0x10000;
+}
+
+// Calls `visit(start)` for the first byte of every reference-counted slice
+// of an uncompressed or compressed raw byte buffer.
+template <typename Visit>
+void ForEachSharedSlice(const grpc_byte_buffer* buffer, Visit visit) {
+  if (buffer == nullptr || buffer->type != GRPC_BB_RAW) return;
+  const grpc_slice_buffer& slices = buffer->data.raw.slice_buffer;
+  for (size_t i = 0; i < slices.count; ++i) {
+    const grpc_slice& slice = slices.slices[i];
+    if (slice.refcount == nullptr) continue;  // inlined: copied by value
+    void* start = slice.data.refcounted.bytes;
+    if (IsAddress(start)) visit(start);
+  }
 }
 
 grpc_event Acquired(grpc_event event) {
@@ -81,6 +108,33 @@ void grpc_cq_end_op(grpc_completion_queue* cq, void* tag, absl::Status error,
           .c_str()));
   if (IsAddress(tag) && CqTagsEnabled()) __tsan_release(tag);
   real(cq, tag, std::move(error), done, done_arg, storage, internal);
+}
+
+grpc_call_error grpc_call_start_batch(grpc_call* call, const grpc_op* ops,
+                                      size_t nops, void* tag, void* reserved) {
+  using Fn = grpc_call_error (*)(grpc_call*, const grpc_op*, size_t, void*,
+                                 void*);
+  static const Fn real =
+      reinterpret_cast<Fn>(RealSymbol("grpc_call_start_batch"));
+  if (CqTagsEnabled()) {
+    for (size_t i = 0; i < nops; ++i) {
+      if (ops[i].op != GRPC_OP_SEND_MESSAGE) continue;
+      ForEachSharedSlice(ops[i].data.send_message.send_message,
+                         [](void* start) { __tsan_release(start); });
+    }
+  }
+  return real(call, ops, nops, tag, reserved);
+}
+
+int grpc_byte_buffer_reader_init(grpc_byte_buffer_reader* reader,
+                                 grpc_byte_buffer* buffer) {
+  using Fn = int (*)(grpc_byte_buffer_reader*, grpc_byte_buffer*);
+  static const Fn real =
+      reinterpret_cast<Fn>(RealSymbol("grpc_byte_buffer_reader_init"));
+  if (CqTagsEnabled()) {
+    ForEachSharedSlice(buffer, [](void* start) { __tsan_acquire(start); });
+  }
+  return real(reader, buffer);
 }
 
 grpc_event grpc_completion_queue_next(grpc_completion_queue* cq,

@@ -1,14 +1,16 @@
 // Hand-offs through a gRPC completion queue, for tsan_selftest:
 //
-//   grpc_handoffs <alarm|call>
+//   grpc_handoffs <alarm|call|inprocess>
 //
 // A thread polling the queue starts first; then this thread writes a plain
 // int and starts an operation whose tag the poller receives, and the poller
 // reads the int. Only the queue orders the two accesses: under the tsan
 // build TSan must report nothing; with TASKD_TSAN_ANNOTATE=0 it must
 // report the race. Exits 0 when the poller saw the value.
+#include <grpc/slice.h>
 #include <grpcpp/alarm.h>
 #include <grpcpp/create_channel.h>
+#include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
@@ -21,6 +23,7 @@
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 namespace {
 
@@ -118,11 +121,73 @@ bool CallHandOff() {
   return seen == kValue;
 }
 
+// The in-process transport: the client serialises a message into a slice
+// (here: writes its bytes itself, as generated protobuf code does), and the
+// server's polling thread reads the same memory when it parses the request.
+// Only the slice annotations order the two (gRPC moves the slice through a
+// lock-free call combiner).
+bool InProcessMessage() {
+  grpc::AsyncGenericService service;
+  grpc::ServerBuilder builder;
+  builder.RegisterAsyncGenericService(&service);
+  std::unique_ptr<grpc::ServerCompletionQueue> server_cq =
+      builder.AddCompletionQueue();
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  grpc::GenericServerContext server_context;
+  grpc::GenericServerAsyncReaderWriter stream(&server_context);
+  service.RequestCall(&server_context, &stream, server_cq.get(),
+                      server_cq.get(), &server_context);
+  int seen = -1;
+  std::thread serving([&] {
+    void* tag = nullptr;
+    bool ok = false;
+    if (!server_cq->Next(&tag, &ok) || !ok) return;  // the call arrived
+    grpc::ByteBuffer request;
+    stream.Read(&request, &request);
+    if (!server_cq->Next(&tag, &ok) || !ok) return;
+    std::vector<grpc::Slice> slices;
+    if (!request.Dump(&slices).ok() || slices.empty()) return;
+    seen = slices[0].begin()[slices[0].size() - 1];  // written by the client
+    stream.Finish(grpc::Status::OK, &stream);
+    server_cq->Next(&tag, &ok);
+  });
+
+  constexpr size_t kSize = 4096;  // far beyond an inlined slice
+  grpc_slice raw = grpc_slice_malloc(kSize);
+  std::memset(GRPC_SLICE_START_PTR(raw), 0, kSize);
+  GRPC_SLICE_START_PTR(raw)[kSize - 1] = kValue;
+  grpc::Slice slice(raw, grpc::Slice::STEAL_REF);
+  grpc::ByteBuffer request(&slice, 1);
+
+  grpc::CompletionQueue client_cq;
+  grpc::GenericStub stub(server->InProcessChannel(grpc::ChannelArguments()));
+  grpc::ClientContext context;
+  grpc::ByteBuffer response;
+  grpc::Status status;
+  std::unique_ptr<grpc::GenericClientAsyncResponseReader> call =
+      stub.PrepareUnaryCall(&context, "/taskd.tsan.SelfTest/InProcess",
+                            request, &client_cq);
+  call->StartCall();
+  call->Finish(&response, &status, &status);
+  void* tag = nullptr;
+  bool ok = false;
+  client_cq.Next(&tag, &ok);
+  serving.join();
+  server->Shutdown();
+  server_cq->Shutdown();
+  void* ignored_tag;
+  bool ignored_ok;
+  while (server_cq->Next(&ignored_tag, &ignored_ok)) {
+  }
+  Drain(&client_cq);
+  return status.ok() && seen == kValue;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc == 2 && std::strcmp(argv[1], "--list") == 0) {
-    std::printf("alarm\ncall\n");
+    std::printf("alarm\ncall\ninprocess\n");
     return 0;
   }
   bool ok;
@@ -130,8 +195,11 @@ int main(int argc, char** argv) {
     ok = AlarmHandOff();
   } else if (argc == 2 && std::strcmp(argv[1], "call") == 0) {
     ok = CallHandOff();
+  } else if (argc == 2 && std::strcmp(argv[1], "inprocess") == 0) {
+    ok = InProcessMessage();
   } else {
-    std::fprintf(stderr, "usage: %s --list | alarm | call\n", argv[0]);
+    std::fprintf(stderr, "usage: %s --list | alarm | call | inprocess\n",
+                 argv[0]);
     return 2;
   }
   if (ok) return 0;

@@ -10,7 +10,7 @@ BAZEL := bazel
 LISTEN ?= 127.0.0.1:50051
 DATA_DIR ?= ./taskd-data
 
-.PHONY: deps build run test bench clean sanitize sanitize-cc fuzz
+.PHONY: deps build run test bench clean sanitize sanitize-cc sanitize-tsan fuzz
 
 # Each part of the project that needs more than the C++ build (a client in
 # another language, the monitoring and Kubernetes checks) keeps its packages
@@ -50,15 +50,25 @@ bench: deps
 	./bazel-bin/tests/bench/taskd_bench $(BENCH_FLAGS)
 
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer
-# (.bazelrc config asan; outputs beside the normal ones). `sanitize-cc` runs
-# only the C++ tests, which is what CI adds after `make test`.
+# (.bazelrc config asan; outputs beside the normal ones), then under
+# ThreadSanitizer (config tsan, see tests/tsan/; tests tagged no_tsan say why
+# they cannot run there). `sanitize-cc` and `sanitize-tsan` run only the C++
+# tests, which is what CI adds after `make test`.
 sanitize: build $(TEST_PREP)
 	$(BAZEL) test --config=asan //... --test_output=errors
+	$(BAZEL) test --config=tsan //... --test_output=errors \
+	  --test_tag_filters=-no_tsan
 
 SANITIZED_TESTS := 'kind(cc_test, //...) except attr(tags, no_sanitize, //...)'
 sanitize-cc: build
 	$(BAZEL) test --config=asan --test_output=errors \
 	  $$($(BAZEL) query $(SANITIZED_TESTS) 2>/dev/null)
+
+TSAN_TESTS := '(kind(cc_test, //...) + tests(//tests/tsan/...)) \
+  except attr(tags, "no_sanitize|no_tsan", //...)'
+sanitize-tsan: build
+	$(BAZEL) test --config=tsan --test_output=errors \
+	  $$($(BAZEL) query $(TSAN_TESTS) 2>/dev/null)
 
 # libFuzzer targets (tests/fuzz, clang-14): each runs FUZZ_SECONDS from its
 # seed corpus; prints executions per second and fails on a crash.

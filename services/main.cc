@@ -25,7 +25,7 @@
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "address to serve on");
 ABSL_FLAG(int, threads, 0,
-          "completion-queue threads (0: one per hardware thread)");
+          "completion-queue threads (0: one per two hardware threads)");
 ABSL_FLAG(int64_t, max_payload_bytes, 1 << 20,
           "largest task payload (and result) in bytes");
 ABSL_FLAG(absl::Duration, result_ttl, absl::Hours(24),

@@ -41,7 +41,7 @@ namespace taskd {
 
 struct ServerOptions {
   std::string listen = "127.0.0.1:50051";
-  int threads = 0;  // completion-queue threads; 0: hardware threads
+  int threads = 0;  // completion-queue threads; 0: hardware threads / 2
   absl::Duration shutdown_grace = absl::Seconds(5);
   EngineOptions engine;
   Clock* clock = nullptr;  // nullptr: real time

@@ -400,10 +400,12 @@ class RpcRolesTest : public ::testing::Test {
   }
 
   std::string tokens_path_;
-  std::unique_ptr<TaskdServer> server_;
-  Fixtures fixtures_;
+  // on_denied runs on the server's threads: declared before server_, so the
+  // server (and its threads) go before the mutex and map it writes to.
   absl::Mutex mu_;
   std::map<std::string, int> denied_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<TaskdServer> server_;
+  Fixtures fixtures_;
 };
 
 TEST_F(RpcRolesTest, EveryRpcTimesEveryRole) {

@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # Proves that the tsan build can fail and that its interposer gives TSan the
 # happens-before of abseil's and gRPC's synchronisation:
-#   - racy_counter (a plain data race) must be reported;
+#   - racy_counter (a plain data race) must be reported, and so must
+#     lock_inversion (absl::Mutex taken in both orders: TSan's lock-order
+#     check works on abseil's mutexes);
 #   - every guarded_handoffs and grpc_handoffs scenario must run clean, and
 #     must be reported once the annotations are off (TASKD_TSAN_ANNOTATE,
 #     TASKD_TSAN_GRPC_LOCKS: tests/tsan/interposer.h), so that a clean run
 #     means "ordered", not "not looked at".
-# Usage: tsan_selftest.sh tsan|plain <racy_counter> <guarded_handoffs>
-#        <grpc_handoffs>. In a build without TSan (`plain`) it only checks
+# Usage: tsan_selftest.sh tsan|plain <racy_counter> <lock_inversion>
+#        <guarded_handoffs> <grpc_handoffs>. In a build without TSan (`plain`) it only checks
 # that every scenario runs and exits 0.
 set -uo pipefail
 
 mode=$1
 racy=$2
-guarded=$3
-grpc=$4
+inversion=$3
+guarded=$4
+grpc=$5
 
 failures=0
 checks=0
@@ -23,8 +26,8 @@ checks=0
 # (the tsan test wrapper sends reports to files and fails on any).
 child_options="halt_on_error=1:exitcode=66"
 
-# check <clean|race> <label> <where> <command...>: `where` is what the
-# SUMMARY line of the expected race says after "data race" (a regex: the
+# check <clean|race|deadlock> <label> <where> <command...>: `where` is what
+# the SUMMARY line of the expected report says after its kind (a regex: the
 # program's own file, say, so that a race inside a library does not count).
 check() {
   local expect=$1 label=$2 where=$3
@@ -49,6 +52,14 @@ check() {
       fi
       echo "FAIL  $label: expected TSan to report a data race, got exit $rc:"
       ;;
+    deadlock)
+      if [ "$rc" -eq 66 ] && grep -q \
+         "^SUMMARY: ThreadSanitizer: lock-order-inversion .*${where}" <<<"$out"; then
+        echo "ok    $label: potential deadlock reported"
+        return
+      fi
+      echo "FAIL  $label: expected TSan to report a lock-order inversion, got exit $rc:"
+      ;;
   esac
   sed 's/^/      /' <<<"$out" | head -60
   failures=$((failures + 1))
@@ -57,6 +68,7 @@ check() {
 case "$mode" in
   tsan)
     check race racy_counter /racy_counter.cc: "$racy"
+    check deadlock lock_inversion "(potential deadlock)" "$inversion"
     for scenario in $("$guarded" --list); do
       check clean "abseil $scenario" - "$guarded" "$scenario"
       where=/guarded_handoffs.cc:
@@ -98,7 +110,8 @@ case "$mode" in
     done
     ;;
   *)
-    echo "usage: $0 tsan|plain <racy_counter> <guarded_handoffs> <grpc_handoffs>"
+    echo "usage: $0 tsan|plain <racy_counter> <lock_inversion>" \
+      "<guarded_handoffs> <grpc_handoffs>"
     exit 2
     ;;
 esac

@@ -214,6 +214,16 @@ void* NotificationFlag(const absl::Notification* n) {
          sizeof(absl::Mutex);
 }
 
+// WaitForNotification*: `call` returns whether `n` was notified.
+template <typename Call>
+bool WaitedForNotification(const absl::Notification* n, Call call) {
+  Scope scope;
+  if (!scope.outermost()) return call();
+  const bool notified = Ignored(call);
+  if (notified && AnnotationsEnabled()) __tsan_acquire(NotificationFlag(n));
+  return notified;
+}
+
 #define TASKD_TSAN_CALLER __builtin_return_address(0)
 
 }  // namespace
@@ -378,34 +388,22 @@ void Notification::Notify() {
 void Notification::WaitForNotification() const {
   static const auto real = RealAbsl<void (*)(const Notification*)>(
       "12Notification19WaitForNotificationEv", true);
-  Scope scope;
-  if (!scope.outermost()) return real(this);
-  Ignored([&] { real(this); return 0; });
-  if (AnnotationsEnabled()) __tsan_acquire(NotificationFlag(this));
+  WaitedForNotification(this, [&] {
+    real(this);
+    return true;
+  });
 }
 
 bool Notification::WaitForNotificationWithTimeout(Duration timeout) const {
   static const auto real = RealAbsl<bool (*)(const Notification*, Duration)>(
       "12Notification30WaitForNotificationWithTimeoutENS0_8DurationE", true);
-  Scope scope;
-  if (!scope.outermost()) return real(this, timeout);
-  const bool notified = Ignored([&] { return real(this, timeout); });
-  if (notified && AnnotationsEnabled()) {
-    __tsan_acquire(NotificationFlag(this));
-  }
-  return notified;
+  return WaitedForNotification(this, [&] { return real(this, timeout); });
 }
 
 bool Notification::WaitForNotificationWithDeadline(Time deadline) const {
   static const auto real = RealAbsl<bool (*)(const Notification*, Time)>(
       "12Notification31WaitForNotificationWithDeadlineENS0_4TimeE", true);
-  Scope scope;
-  if (!scope.outermost()) return real(this, deadline);
-  const bool notified = Ignored([&] { return real(this, deadline); });
-  if (notified && AnnotationsEnabled()) {
-    __tsan_acquire(NotificationFlag(this));
-  }
-  return notified;
+  return WaitedForNotification(this, [&] { return real(this, deadline); });
 }
 
 // ---- BlockingCounter: every decrement happens before Wait returns (only

@@ -15,6 +15,7 @@
 #include <functional>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/mutex.h"
@@ -64,150 +65,111 @@ bool HandOff(const std::function<void(Plain&)>& writer,
   return seen == kValue;
 }
 
-bool CondVarWait() {
+// What the mutex scenarios share: the writer sets the value outside the
+// lock, then `ready` under it (and signals `cv`); each reader waits for
+// `ready` its own way and reads the value.
+struct Published {
   absl::Mutex mu;
   absl::CondVar cv;
-  bool ready = false;
-  return HandOff(
-      [&](Plain& p) {
-        p.value = kValue;
-        absl::MutexLock lock(&mu);
-        ready = true;
-        cv.Signal();
-      },
-      [&](Plain& p) {
-        {
+  bool ready ABSL_GUARDED_BY(mu) = false;
+
+  bool HandOffTo(const std::function<int(Plain&)>& reader) {
+    return HandOff(
+        [this](Plain& p) {
+          p.value = kValue;
           absl::MutexLock lock(&mu);
-          while (!ready) cv.Wait(&mu);
-        }
-        return p.value;
-      });
+          ready = true;
+          cv.SignalAll();
+        },
+        reader);
+  }
+};
+
+bool CondVarWait() {
+  Published pub;
+  return pub.HandOffTo([&](Plain& p) {
+    {
+      absl::MutexLock lock(&pub.mu);
+      while (!pub.ready) pub.cv.Wait(&pub.mu);
+    }
+    return p.value;
+  });
 }
 
 bool CondVarWaitWithTimeout() {
-  absl::Mutex mu;
-  absl::CondVar cv;
-  bool ready = false;
-  return HandOff(
-      [&](Plain& p) {
-        p.value = kValue;
-        absl::MutexLock lock(&mu);
-        ready = true;
-        cv.SignalAll();
-      },
-      [&](Plain& p) {
-        {
-          absl::MutexLock lock(&mu);
-          while (!ready) cv.WaitWithTimeout(&mu, absl::Hours(1));
-        }
-        return p.value;
-      });
+  Published pub;
+  return pub.HandOffTo([&](Plain& p) {
+    {
+      absl::MutexLock lock(&pub.mu);
+      while (!pub.ready) pub.cv.WaitWithTimeout(&pub.mu, absl::Hours(1));
+    }
+    return p.value;
+  });
 }
 
 bool LockWhen() {
-  absl::Mutex mu;
-  bool ready = false;
-  return HandOff(
-      [&](Plain& p) {
-        p.value = kValue;
-        absl::MutexLock lock(&mu);
-        ready = true;
-      },
-      [&](Plain& p) {
-        mu.LockWhen(absl::Condition(&ready));
-        mu.Unlock();
-        return p.value;
-      });
+  Published pub;
+  return pub.HandOffTo([&](Plain& p) {
+    pub.mu.LockWhen(absl::Condition(&pub.ready));
+    pub.mu.Unlock();
+    return p.value;
+  });
 }
 
 bool LockWhenWithTimeout() {
-  absl::Mutex mu;
-  bool ready = false;
-  return HandOff(
-      [&](Plain& p) {
-        p.value = kValue;
-        absl::MutexLock lock(&mu);
-        ready = true;
-      },
-      [&](Plain& p) {
-        const bool met = mu.LockWhenWithTimeout(absl::Condition(&ready),
+  Published pub;
+  return pub.HandOffTo([&](Plain& p) {
+    const bool met = pub.mu.LockWhenWithTimeout(absl::Condition(&pub.ready),
                                                 absl::Hours(1));
-        mu.Unlock();
-        return met ? p.value : -1;
-      });
+    pub.mu.Unlock();
+    return met ? p.value : -1;
+  });
 }
 
 bool Await() {
-  absl::Mutex mu;
-  bool ready = false;
-  return HandOff(
-      [&](Plain& p) {
-        p.value = kValue;
-        absl::MutexLock lock(&mu);
-        ready = true;
-      },
-      [&](Plain& p) {
-        {
-          absl::MutexLock lock(&mu);
-          mu.Await(absl::Condition(&ready));
-        }
-        return p.value;
-      });
+  Published pub;
+  return pub.HandOffTo([&](Plain& p) {
+    {
+      absl::MutexLock lock(&pub.mu);
+      pub.mu.Await(absl::Condition(&pub.ready));
+    }
+    return p.value;
+  });
 }
 
 // AwaitWithTimeout calls AwaitWithDeadline inside abseil: the nested call
 // must not annotate twice.
 bool AwaitWithTimeout() {
-  absl::Mutex mu;
-  bool ready = false;
-  return HandOff(
-      [&](Plain& p) {
-        p.value = kValue;
-        absl::MutexLock lock(&mu);
-        ready = true;
-      },
-      [&](Plain& p) {
-        bool met;
-        {
-          absl::MutexLock lock(&mu);
-          met = mu.AwaitWithTimeout(absl::Condition(&ready), absl::Hours(1));
-        }
-        return met ? p.value : -1;
-      });
+  Published pub;
+  return pub.HandOffTo([&](Plain& p) {
+    bool met;
+    {
+      absl::MutexLock lock(&pub.mu);
+      met = pub.mu.AwaitWithTimeout(absl::Condition(&pub.ready),
+                                    absl::Hours(1));
+    }
+    return met ? p.value : -1;
+  });
 }
 
 // A reader-mode holder that Awaits: released and retaken in reader mode.
 bool ReaderAwait() {
-  absl::Mutex mu;
-  bool ready = false;
-  return HandOff(
-      [&](Plain& p) {
-        absl::MutexLock lock(&mu);
-        p.value = kValue;
-        ready = true;
-      },
-      [&](Plain& p) {
-        absl::ReaderMutexLock lock(&mu);
-        mu.Await(absl::Condition(&ready));
-        return p.value;
-      });
+  Published pub;
+  return pub.HandOffTo([&](Plain& p) {
+    absl::ReaderMutexLock lock(&pub.mu);
+    pub.mu.Await(absl::Condition(&pub.ready));
+    return p.value;
+  });
 }
 
 bool ReaderLockWhen() {
-  absl::Mutex mu;
-  bool ready = false;
-  return HandOff(
-      [&](Plain& p) {
-        p.value = kValue;
-        absl::MutexLock lock(&mu);
-        ready = true;
-      },
-      [&](Plain& p) {
-        mu.ReaderLockWhen(absl::Condition(&ready));
-        const int seen = p.value;
-        mu.ReaderUnlock();
-        return seen;
-      });
+  Published pub;
+  return pub.HandOffTo([&](Plain& p) {
+    pub.mu.ReaderLockWhen(absl::Condition(&pub.ready));
+    const int seen = p.value;
+    pub.mu.ReaderUnlock();
+    return seen;
+  });
 }
 
 bool NotificationWait() {

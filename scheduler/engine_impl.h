@@ -17,8 +17,9 @@
 // Lock order (never the reverse, never two shard locks at once):
 //   idempotency_mu_ -> shard ; Dispatcher::mu_ -> shard ;
 //   queue_settings_mu_ -> Dispatcher::mu_ -> shard ;
-//   shard -> EventLog / TimerQueue / Journal / WorkerSink / AwaitTable /
-//   DependencyTracker (leaves).
+//   shard -> EventLog / TimerQueue / Journal / WorkerSink /
+//   DependencyTracker (leaves) ; shard -> AwaitTable -> TimerQueue.
+// AwaitTable reads tasks (to answer) with no lock of its own held.
 #ifndef TASKD_SCHEDULER_ENGINE_IMPL_H_
 #define TASKD_SCHEDULER_ENGINE_IMPL_H_
 

@@ -204,8 +204,9 @@ class EngineImpl {
   absl::Duration Backoff(const v1::Task& task);
   absl::Duration HeartbeatTimeout(const v1::Task& task) const;
   // Runs `change` on task `id` if it is RUNNING under `lease_id` (and, with
-  // `worker`, claimable by it), then applies its effects. False when stale.
-  bool MutateLeased(const std::string& id, uint64_t lease_id,
+  // `worker`, claimable by it), then applies its effects; a stale lease
+  // changes nothing.
+  void MutateLeased(const std::string& id, uint64_t lease_id,
                     const WorkerSession* worker,
                     const std::function<void(TaskRecord&, Effects&)>& change);
 

@@ -113,21 +113,18 @@ absl::Duration EngineImpl::HeartbeatTimeout(const v1::Task& task) const {
   return options_.default_heartbeat_timeout;
 }
 
-bool EngineImpl::MutateLeased(
+void EngineImpl::MutateLeased(
     const std::string& id, uint64_t lease_id, const WorkerSession* worker,
     const std::function<void(TaskRecord&, Effects&)>& change) {
   Effects fx;
-  bool live = false;
   store_.MutateTask(id, [&](TaskRecord& r) {
     if (r.task.state() != v1::TASK_STATE_RUNNING || r.lease.id != lease_id) {
       return;  // the attempt already ended: a stale lease
     }
     if (worker != nullptr && !r.lease.ClaimableBy(*worker)) return;
-    live = true;
     change(r, fx);
   });
   Apply(fx);
-  return live;
 }
 
 absl::Status EngineImpl::Heartbeat(WorkerSession& worker) {

@@ -52,12 +52,15 @@ bench: deps
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer
 # (.bazelrc config asan; outputs beside the normal ones), then under
 # ThreadSanitizer (config tsan, see tests/tsan/; tests tagged no_tsan say why
-# they cannot run there). `sanitize-cc` and `sanitize-tsan` run only the C++
-# tests, which is what CI adds after `make test`.
+# they cannot run there). Tests tagged no_sanitize (the soak: its RSS bound
+# is for a normal build) are left out of both, as in CI. `sanitize-cc` and
+# `sanitize-tsan` run only the C++ tests, which is what CI adds after
+# `make test`.
 sanitize: build $(TEST_PREP)
-	$(BAZEL) test --config=asan //... --test_output=errors
+	$(BAZEL) test --config=asan //... --test_output=errors \
+	  --test_tag_filters=-no_sanitize
 	$(BAZEL) test --config=tsan //... --test_output=errors \
-	  --test_tag_filters=-no_tsan
+	  --test_tag_filters=-no_sanitize,-no_tsan
 
 SANITIZED_TESTS := 'kind(cc_test, //...) except attr(tags, no_sanitize, //...)'
 sanitize-cc: build

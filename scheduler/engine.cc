@@ -50,17 +50,6 @@ absl::StatusOr<T> WaitFor(Start start) {
   return out;
 }
 
-// Runs fn(task) with the task's payload and result moved out for the call.
-template <class Fn>
-void WithoutBlobs(v1::Task& task, Fn&& fn) {
-  std::string payload, result;
-  task.mutable_spec()->mutable_payload()->swap(payload);
-  task.mutable_result()->swap(result);
-  fn(static_cast<const v1::Task&>(task));
-  task.mutable_spec()->mutable_payload()->swap(payload);
-  task.mutable_result()->swap(result);
-}
-
 absl::Status NotStored(const absl::Status& s) {
   return absl::UnavailableError(
       absl::StrCat("the change could not be stored: ", s.message()));
@@ -120,22 +109,21 @@ absl::Status EngineImpl::CheckDependenciesExist(const v1::TaskSpec& spec,
   return absl::OkStatus();
 }
 
-std::unique_ptr<TaskRecord> EngineImpl::NewRecord(const v1::TaskSpec& spec,
-                                                  absl::Time now) {
-  auto r = std::make_unique<TaskRecord>();
-  v1::Task& t = r->task;
-  t.set_id(ids_.Next(now));
-  *t.mutable_spec() = spec;
-  t.mutable_spec()->set_queue(QueueOf(spec));
-  *t.mutable_create_time() = FromTime(now);
+absl::StatusOr<std::unique_ptr<TaskRecord>> EngineImpl::NewRecord(
+    const v1::TaskSpec& spec, absl::Time now) {
+  absl::StatusOr<std::unique_ptr<TaskRecord>> made =
+      TaskRecord::Make(ids_.NextKey(now), spec, QueueOf(spec));
+  if (!made.ok()) return made.status();
+  TaskRecord& r = **made;
+  r.create_time = now;
   absl::Time start = now;
   if (spec.has_run_at()) start = std::max(now, ToTime(spec.run_at()));
   if (spec.has_delay()) start = now + ToDuration(spec.delay());
-  *t.mutable_schedule_time() = FromTime(start);
-  r->unmet_deps = spec.depends_on_size();
-  t.set_state(start > now || r->unmet_deps > 0 ? v1::TASK_STATE_SCHEDULED
-                                                 : v1::TASK_STATE_PENDING);
-  return r;
+  r.schedule_time = start;
+  r.unmet_deps = static_cast<int16_t>(spec.depends_on_size());
+  r.InitState(start > now || r.unmet_deps > 0 ? v1::TASK_STATE_SCHEDULED
+                                              : v1::TASK_STATE_PENDING);
+  return made;
 }
 
 v1::Task EngineImpl::Insert(std::unique_ptr<TaskRecord> record,
@@ -144,22 +132,22 @@ v1::Task EngineImpl::Insert(std::unique_ptr<TaskRecord> record,
   store_.Insert(std::move(record), [&](TaskRecord& r) {
     Emit(r, v1::EVENT_TYPE_SUBMITTED, fx);
     if (auto* m = r.Metrics(options_.metrics)) m->Submitted();
-    if (r.task.state() == v1::TASK_STATE_PENDING) {
+    if (r.state() == v1::TASK_STATE_PENDING) {
       MakeReady(r, fx);
     } else {
-      std::string id = r.task.id();
-      timers_.Schedule(ToTime(r.task.schedule_time()),
-                       [this, id] { OnScheduleDue(id); });
+      std::string id = r.id();
+      timers_.Schedule(r.schedule_time, [this, id] { OnScheduleDue(id); });
     }
     if (r.unmet_deps > 0) {
       // Linked after the record is visible, in Apply (no lock held): a
       // dependency that finishes meanwhile then finds its dependent.
-      for (const std::string& dep : r.task.spec().depends_on()) {
-        fx.dependencies_done.push_back(
-            {r.task.id(), dep, v1::TASK_STATE_UNSPECIFIED});
+      const std::string id = r.id();
+      const v1::TaskSpec settings = r.spec.Settings();
+      for (const std::string& dep : settings.depends_on()) {
+        fx.dependencies_done.push_back({id, dep, v1::TASK_STATE_UNSPECIFIED});
       }
     }
-    out = r.task;
+    r.ToTask(&out);
   });
   return out;
 }
@@ -188,7 +176,9 @@ void EngineImpl::SubmitAsync(const v1::TaskSpec& spec, SubmitCallback done) {
   SubmitResult out;
   absl::Time now = clock_->Now();
   if (spec.idempotency_key().empty()) {
-    out.task = Insert(NewRecord(spec, now), fx);
+    auto record = NewRecord(spec, now);
+    if (!record.ok()) return done(record.status());
+    out.task = Insert(*std::move(record), fx);
   } else {
     const std::string slot = IdempotencySlot(QueueOf(spec), spec);
     absl::MutexLock lock(&idempotency_mu_);
@@ -201,8 +191,9 @@ void EngineImpl::SubmitAsync(const v1::TaskSpec& spec, SubmitCallback done) {
       }
     } else {
       auto record = NewRecord(spec, now);
-      idempotency_[slot] = record->task.id();
-      out.task = Insert(std::move(record), fx);
+      if (!record.ok()) return done(record.status());
+      idempotency_[slot] = (*record)->id();
+      out.task = Insert(*std::move(record), fx);
     }
   }
   Apply(fx, [done = std::move(done), out = std::move(out)](absl::Status s) {
@@ -233,25 +224,34 @@ void EngineImpl::SubmitBatchAsync(
     return done(absl::ResourceExhaustedError(absl::StrCat(
         "the server holds its limit of ", options_.max_tasks, " tasks")));
   }
+  // Records first: the batch is refused whole, before anything is stored.
+  // (A deduplicated entry's record is dropped unused.)
+  absl::Time now = clock_->Now();
+  std::vector<std::unique_ptr<TaskRecord>> records;
+  records.reserve(specs.size());
+  for (const v1::TaskSpec& spec : specs) {
+    auto record = NewRecord(spec, now);
+    if (!record.ok()) return done(record.status());
+    records.push_back(*std::move(record));
+  }
   // The idempotency lock is held across the whole batch so that keys are
   // checked and claimed atomically, duplicates inside the batch included.
   Effects fx;
   std::vector<v1::Task> out;
   out.reserve(specs.size());
-  absl::Time now = clock_->Now();
   {
     absl::MutexLock lock(&idempotency_mu_);
-    for (const v1::TaskSpec& spec : specs) {
+    for (int i = 0; i < specs.size(); ++i) {
+      const v1::TaskSpec& spec = specs[i];
       const std::string slot = IdempotencySlot(QueueOf(spec), spec);
       if (!slot.empty()) {
         if (auto existing = Deduplicate(spec, slot)) {
           out.push_back(*std::move(existing));
           continue;
         }
+        idempotency_[slot] = records[i]->id();
       }
-      auto record = NewRecord(spec, now);
-      if (!slot.empty()) idempotency_[slot] = record->task.id();
-      out.push_back(Insert(std::move(record), fx));
+      out.push_back(Insert(std::move(records[i]), fx));
     }
     // Deduplicated entries may name tasks whose first submit is in flight.
     if (options_.journal != nullptr) {
@@ -269,7 +269,7 @@ void EngineImpl::SubmitBatchAsync(
 absl::StatusOr<v1::Task> EngineImpl::Get(const std::string& id) const {
   if (auto s = ValidateTaskId(id, "id"); !s.ok()) return s;
   v1::Task out;
-  if (!store_.Read(id, [&](const TaskRecord& r) { out = r.task; })) {
+  if (!store_.Read(id, [&](const TaskRecord& r) { r.ToTask(&out); })) {
     return absl::NotFoundError(absl::StrCat("task ", id, " not found"));
   }
   return out;
@@ -280,7 +280,7 @@ void EngineImpl::GetAsync(const std::string& id, TaskCallback done) const {
   v1::Task task;
   uint64_t ticket = 0;
   if (!store_.Read(id, [&](const TaskRecord& r) {
-        task = r.task;
+        r.ToTask(&task);
         ticket = r.ticket;
       })) {
     return done(absl::NotFoundError(absl::StrCat("task ", id, " not found")));
@@ -323,28 +323,26 @@ absl::StatusOr<v1::ListTasksResponse> EngineImpl::List(
   // client's default receive limit.
   const std::vector<std::string> ids = store_.IdsAfter(
       request.page_token(), page + 1, [&](const TaskRecord& r) {
-        const v1::Task& t = r.task;
-        if (!request.queue().empty() && t.spec().queue() != request.queue())
+        if (!request.queue().empty() && r.spec.queue() != request.queue())
           return false;
-        return states.empty() || states.contains(t.state());
+        return states.empty() || states.contains(r.state());
       });
   v1::ListTasksResponse out;
   size_t bytes = 0;
   bool cut = ids.size() > page;
+  const TaskParts parts{request.include_payloads(), request.include_payloads()};
   for (size_t i = 0; i < ids.size() && i < page; ++i) {
-    auto task = Get(ids[i]);
-    if (!task.ok()) continue;  // retired by retention meanwhile
-    if (!request.include_payloads()) {
-      task->mutable_spec()->clear_payload();
-      task->clear_result();
+    v1::Task task;
+    if (!store_.Read(ids[i], [&](const TaskRecord& r) { r.ToTask(&task, parts); })) {
+      continue;  // retired by retention meanwhile
     }
-    const size_t size = task->ByteSizeLong() + 8;
+    const size_t size = task.ByteSizeLong() + 8;
     if (out.tasks_size() > 0 && bytes + size > kMaxListResponseBytes) {
       cut = true;
       break;
     }
     bytes += size;
-    *out.add_tasks() = *std::move(task);
+    *out.add_tasks() = std::move(task);
   }
   if (cut && out.tasks_size() > 0) {
     out.set_next_page_token(out.tasks(out.tasks_size() - 1).id());
@@ -364,18 +362,18 @@ void EngineImpl::CancelAsync(const std::string& id, const std::string& reason,
   v1::Task out;
   const bool found = store_.MutateTask(id, [&](TaskRecord& r) {
     std::string why = reason.empty() ? "cancelled by client" : reason;
-    switch (r.task.state()) {
+    switch (r.state()) {
       case v1::TASK_STATE_PENDING:
         fx.unready.push_back(ReadyOf(r));
         [[fallthrough]];
       case v1::TASK_STATE_SCHEDULED:
-        *r.task.mutable_error() = MakeError("cancelled", why, false);
+        r.set_error(MakeError("cancelled", why, false));
         Finish(r, v1::TASK_STATE_CANCELLED, fx);
         break;
       case v1::TASK_STATE_RUNNING:
-        if (!r.task.cancel_requested()) {
-          r.task.set_cancel_requested(true);
-          r.cancel_reason = std::make_unique<std::string>(why);
+        if (!r.cancel_requested) {
+          r.cancel_requested = true;
+          r.Run().cancel_reason = std::make_unique<std::string>(why);
           SendCancelNotice(r, why);
           Persist(r, fx);
         }
@@ -383,7 +381,7 @@ void EngineImpl::CancelAsync(const std::string& id, const std::string& reason,
       default:
         break;  // terminal: unchanged, idempotent
     }
-    out = r.task;
+    r.ToTask(&out);
     // Whatever the answer shows must be durable first (a terminal state
     // written moments ago by another call included).
     fx.ticket = std::max(fx.ticket, r.ticket);
@@ -433,7 +431,7 @@ absl::StatusOr<AwaitHandle> EngineImpl::Await(
     bool finished = true;
     uint64_t ticket = 0;
     store_.Read(id, [&](const TaskRecord& r) {
-      if (!IsTerminal(r.task.state())) {
+      if (!IsTerminal(r.state())) {
         awaits_.WaitOn(id, waiter);
         finished = false;
       } else {
@@ -458,9 +456,9 @@ absl::StatusOr<AwaitHandle> EngineImpl::Await(
 // ---------------------------------------------------------------- state changes
 
 void EngineImpl::Transition(TaskRecord& r, v1::TaskState to) {
-  if (auto s = CheckTransition(r.task.state(), to); !s.ok()) {
+  if (auto s = CheckTransition(r.state(), to); !s.ok()) {
     illegal_transitions_.fetch_add(1);
-    ABSL_RAW_LOG(ERROR, "task %s: %s", r.task.id().c_str(),
+    ABSL_RAW_LOG(ERROR, "task %s: %s", r.id().c_str(),
                  std::string(s.message()).c_str());
     return;
   }
@@ -476,69 +474,67 @@ void EngineImpl::Emit(TaskRecord& r, v1::EventType type, Effects& fx) {
     Persist(r, fx);
     ticket = r.ticket;
   }
-  // The log keeps neither payload nor result: lend it the task without them
-  // (swapped out and back, never copied).
-  WithoutBlobs(r.task, [&](const v1::Task& small) {
-    events_.Append(type, small, clock_->Now(), ticket);
-  });
+  // The log keeps neither payload nor result: they are left out.
+  events_.Append(type, r.ToTask({.payload = false, .result = false}),
+                 clock_->Now(), ticket);
 }
 
 void EngineImpl::Persist(TaskRecord& r, Effects& fx) {
   if (options_.journal == nullptr) return;
   std::vector<Mutation> write;
-  if (r.task.spec().payload().size() < kPayloadApartBytes) {
-    write.push_back(Mutation::PutTask(r.task));  // small: rewritten whole
+  if (r.spec.payload().size() < kPayloadApartBytes) {
+    write.push_back(Mutation::PutTask(r.ToTask()));  // small: rewritten whole
   } else if (!r.payload_stored) {
     // A large payload is written once, with the first write of this run;
     // every later write is the small record (the store keeps the payload).
-    write.push_back(Mutation::PutTaskApart(r.task));
+    write.push_back(Mutation::PutTaskApart(r.ToTask()));
     r.payload_stored = true;
   } else {
-    std::string payload;
-    r.task.mutable_spec()->mutable_payload()->swap(payload);
-    write.push_back(Mutation::PutTaskState(r.task));
-    r.task.mutable_spec()->mutable_payload()->swap(payload);
+    write.push_back(Mutation::PutTaskState(r.ToTask({.payload = false})));
   }
   fx.ticket = options_.journal->Write(std::move(write));
   r.ticket = fx.ticket;
 }
 
 void EngineImpl::MakeReady(TaskRecord& r, Effects& fx) {
-  r.ready_seq = next_ready_seq_.fetch_add(1);
-  r.ready_since = clock_->Now();
-  fx.ready.push_back(ReadyOf(r));
+  r.set_ready_since(clock_->Now());
+  fx.ready.push_back(ReadyOf(r, next_ready_seq_.fetch_add(1)));
 }
 
 void EngineImpl::ReleaseWorker(TaskRecord& r, Effects& fx) {
-  if (auto holder = r.lease.Release()) {
-    fx.released.emplace_back(std::move(holder), r.task.id());
+  if (r.run == nullptr) return;
+  if (auto holder = r.run->lease.Release()) {
+    fx.released.emplace_back(std::move(holder), r.id());
   }
-  r.task.clear_lease_id();
 }
 
 void EngineImpl::Finish(TaskRecord& r, v1::TaskState to, Effects& fx) {
   Transition(r, to);
   absl::Time now = clock_->Now();
-  *r.task.mutable_finish_time() = FromTime(now);
+  r.Run().finish_time = now;
   if (auto* m = r.Metrics(options_.metrics))
-    m->Finished(to, now - ToTime(r.task.create_time()));
+    m->Finished(to, now - r.create_time);
   ReleaseWorker(r, fx);
   Emit(r, FinishEvent(to), fx);
-  for (auto& w : awaits_.TakeWaitersOf(r.task.id())) {
+  const std::string id = r.id();
+  for (auto& w : awaits_.TakeWaitersOf(id)) {
     fx.waiters.push_back(std::move(w));
   }
-  for (std::string& d : dependencies_.TakeDependents(r.task.id())) {
-    fx.dependencies_done.push_back({std::move(d), r.task.id(), to});
+  for (std::string& d : dependencies_.TakeDependents(id)) {
+    fx.dependencies_done.push_back({std::move(d), id, to});
   }
-  absl::Duration ttl = r.task.spec().has_result_ttl()
-                           ? ToDuration(r.task.spec().result_ttl())
-                           : options_.default_result_ttl;
-  std::string id = r.task.id();
-  timers_.Schedule(now + ttl, [this, id] { OnRetentionDue(id); });
+  timers_.Schedule(now + ResultTtl(r), [this, id] { OnRetentionDue(id); });
 }
 
-absl::Duration EngineImpl::Backoff(const v1::Task& task) {
-  const v1::RetryPolicy& p = task.spec().retry();
+absl::Duration EngineImpl::ResultTtl(const TaskRecord& r) const {
+  if (r.spec.has_settings()) {
+    const v1::TaskSpec settings = r.spec.Settings();
+    if (settings.has_result_ttl()) return ToDuration(settings.result_ttl());
+  }
+  return options_.default_result_ttl;
+}
+
+absl::Duration EngineImpl::Backoff(const v1::RetryPolicy& p, int attempt) {
   absl::Duration initial = p.has_initial_backoff()
                                ? ToDuration(p.initial_backoff())
                                : options_.default_initial_backoff;
@@ -547,7 +543,7 @@ absl::Duration EngineImpl::Backoff(const v1::Task& task) {
                            : options_.default_max_backoff;
   double mult = p.multiplier() == 0 ? options_.default_backoff_multiplier
                                     : p.multiplier();
-  double factor = std::pow(mult, std::max(0, task.attempt() - 1));
+  double factor = std::pow(mult, std::max(0, attempt - 1));
   absl::Duration b = std::min(cap, initial * std::min(factor, 1e9));
   double jitter;
   {
@@ -560,28 +556,29 @@ absl::Duration EngineImpl::Backoff(const v1::Task& task) {
 void EngineImpl::EndAttempt(TaskRecord& r, v1::TaskError error, Effects& fx) {
   ReleaseWorker(r, fx);
   if (auto* m = r.Metrics(options_.metrics))
-    m->AttemptEnded(FailedAttemptOutcome(r.task, error),
-                    clock_->Now() - ToTime(r.task.start_time()));
-  if (r.task.cancel_requested()) {
-    *r.task.mutable_error() = MakeError(
-        "cancelled", r.cancel_reason ? *r.cancel_reason : "cancelled by client",
-        false);
+    m->AttemptEnded(FailedAttemptOutcome(r.cancel_requested, error),
+                    clock_->Now() - r.start_time());
+  if (r.cancel_requested) {
+    const std::unique_ptr<std::string>& reason = r.Run().cancel_reason;
+    r.set_error(MakeError(
+        "cancelled", reason ? *reason : "cancelled by client", false));
     Finish(r, v1::TASK_STATE_CANCELLED, fx);
     return;
   }
-  const int max_attempts = r.task.spec().retry().max_attempts() > 0
-                               ? r.task.spec().retry().max_attempts()
+  const v1::TaskSpec settings = r.spec.Settings();
+  const int max_attempts = settings.retry().max_attempts() > 0
+                               ? settings.retry().max_attempts()
                                : options_.default_max_attempts;
-  bool retry = error.retryable() && r.task.attempt() < max_attempts;
-  *r.task.mutable_error() = std::move(error);
+  bool retry = error.retryable() && r.attempt < max_attempts;
+  r.set_error(std::move(error));
   if (!retry) {
     Finish(r, v1::TASK_STATE_FAILED, fx);
     return;
   }
   absl::Time now = clock_->Now();
   if (auto* m = r.Metrics(options_.metrics)) m->Retried();
-  absl::Duration backoff = Backoff(r.task);
-  *r.task.mutable_schedule_time() = FromTime(now + backoff);
+  absl::Duration backoff = Backoff(settings.retry(), r.attempt);
+  r.schedule_time = now + backoff;
   if (backoff <= absl::ZeroDuration()) {
     Transition(r, v1::TASK_STATE_PENDING);
     Emit(r, v1::EVENT_TYPE_RETRYING, fx);
@@ -590,7 +587,7 @@ void EngineImpl::EndAttempt(TaskRecord& r, v1::TaskError error, Effects& fx) {
   }
   Transition(r, v1::TASK_STATE_SCHEDULED);
   Emit(r, v1::EVENT_TYPE_RETRYING, fx);
-  std::string id = r.task.id();
+  std::string id = r.id();
   timers_.Schedule(now + backoff, [this, id] { OnScheduleDue(id); });
 }
 

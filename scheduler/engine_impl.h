@@ -70,12 +70,15 @@ inline v1::TaskError MakeError(std::string code, std::string message,
   return e;
 }
 
-// The key of a spec's idempotency entry ("queue\0key"), or "" without a key.
+// The key of an idempotency entry ("queue\0key"), or "" without a key.
+inline std::string IdempotencySlot(absl::string_view queue,
+                                   absl::string_view key) {
+  if (key.empty()) return "";
+  return absl::StrCat(queue, absl::string_view("\0", 1), key);
+}
 inline std::string IdempotencySlot(absl::string_view queue,
                                    const v1::TaskSpec& spec) {
-  if (spec.idempotency_key().empty()) return "";
-  return absl::StrCat(queue, absl::string_view("\0", 1),
-                      spec.idempotency_key());
+  return IdempotencySlot(queue, spec.idempotency_key());
 }
 
 class EngineImpl {
@@ -166,11 +169,11 @@ class EngineImpl {
     std::vector<Finished> dependencies_done;
   };
 
-  // Where a PENDING record sits in the dispatcher's ready queues.
-  static ReadyEntry ReadyOf(const TaskRecord& r) {
-    return ReadyEntry{
-        r.task.spec().queue(), r.task.spec().type(), r.task.spec().priority(),
-        r.ready_seq,           r.task.id(),          r.ready_since};
+  // Where a PENDING record sits in the dispatcher's ready queues (`seq`:
+  // its place in FIFO order; removal needs none).
+  static ReadyEntry ReadyOf(const TaskRecord& r, uint64_t seq = 0) {
+    return ReadyEntry{std::string(r.spec.queue()), std::string(r.spec.type()),
+                      r.spec.priority(), seq, r.id(), r.ready_since()};
   }
   absl::Status CheckSpec(const v1::TaskSpec& spec,
                          absl::string_view path) const;
@@ -178,8 +181,8 @@ class EngineImpl {
   absl::Status CheckDependenciesExist(const v1::TaskSpec& spec,
                                       absl::string_view path) const;
   // Builds a new record for a validated spec (not yet stored).
-  std::unique_ptr<TaskRecord> NewRecord(const v1::TaskSpec& spec,
-                                        absl::Time now);
+  absl::StatusOr<std::unique_ptr<TaskRecord>> NewRecord(
+      const v1::TaskSpec& spec, absl::Time now);
   // Stores `record` and collects its initial effects. Caller holds no lock
   // but idempotency_mu_ when the spec has a key.
   v1::Task Insert(std::unique_ptr<TaskRecord> record, Effects& fx);
@@ -201,8 +204,11 @@ class EngineImpl {
   void Persist(TaskRecord& r, Effects& fx);
   // Tells the lease holder (if any) to stop the attempt.
   static void SendCancelNotice(const TaskRecord& r, const std::string& reason);
-  absl::Duration Backoff(const v1::Task& task);
-  absl::Duration HeartbeatTimeout(const v1::Task& task) const;
+  // The delay before retry `attempt` + 1 under policy `p`.
+  absl::Duration Backoff(const v1::RetryPolicy& p, int attempt);
+  absl::Duration HeartbeatTimeout(const TaskRecord& r) const;
+  // How long a finished task is kept.
+  absl::Duration ResultTtl(const TaskRecord& r) const;
   // Runs `change` on task `id` if it is RUNNING under `lease_id` (and, with
   // `worker`, claimable by it), then applies its effects; a stale lease
   // changes nothing.

@@ -37,9 +37,9 @@ inline constexpr int kAttemptOutcomes = 5;
 
 // The outcome of an attempt that ends with `error` (not a success):
 // cancelled when a cancel was requested, else by the server's error codes.
-inline AttemptOutcome FailedAttemptOutcome(const v1::Task& task,
+inline AttemptOutcome FailedAttemptOutcome(bool cancel_requested,
                                            const v1::TaskError& error) {
-  if (task.cancel_requested()) return AttemptOutcome::kCancelled;
+  if (cancel_requested) return AttemptOutcome::kCancelled;
   if (error.code() == "timeout") return AttemptOutcome::kTimeout;
   if (error.code() == "lease_expired") return AttemptOutcome::kLeaseExpired;
   return AttemptOutcome::kFailed;

@@ -160,8 +160,8 @@ void EngineImpl::PurgeQueueAsync(
   if (auto s = CheckQueueName(queue); !s.ok()) return done(s);
   const std::vector<std::string> ids = store_.IdsAfter(
       "", std::numeric_limits<size_t>::max(), [&](const TaskRecord& r) {
-        const v1::TaskState st = r.task.state();
-        return r.task.spec().queue() == queue &&
+        const v1::TaskState st = r.state();
+        return r.spec.queue() == queue &&
                (st == v1::TASK_STATE_PENDING || st == v1::TASK_STATE_SCHEDULED);
       });
   if (ids.empty()) return done(int64_t{0});

@@ -1,6 +1,7 @@
 // Engine::Recover: rebuilds the engine's in-memory state from Storage at
 // start-up, before the server serves anything.
 #include <algorithm>
+#include <limits>
 #include <utility>
 #include <vector>
 
@@ -55,29 +56,21 @@ absl::StatusOr<RecoveryStats> EngineImpl::Recover(Storage& storage) {
   };
   uint64_t lease_epoch_floor = 0;  // above every stored lease's epoch
   auto on_task = [&](v1::Task& stored) -> absl::Status {
-    if (!IsTerminal(stored.state()) &&
-        stored.state() != v1::TASK_STATE_PENDING &&
-        stored.state() != v1::TASK_STATE_SCHEDULED &&
-        stored.state() != v1::TASK_STATE_RUNNING) {
-      // Refused before anything is indexed: the store sets it aside.
-      return absl::DataLossError(
-          absl::StrCat("stored task ", stored.id(), " has no valid state"));
-    }
-    if (!TaskKeyOf(stored.id())) {
-      return absl::DataLossError(
-          absl::StrCat("stored task \"", absl::CHexEscape(stored.id()),
-                       "\" has no valid task id"));
+    // Refused before anything is indexed: the store sets it aside.
+    absl::StatusOr<std::unique_ptr<TaskRecord>> record =
+        TaskRecord::FromTask(stored);
+    if (!record.ok()) return record.status();
+    if (stored.spec().depends_on_size() > std::numeric_limits<int16_t>::max()) {
+      return absl::DataLossError(absl::StrCat(
+          "stored task ", stored.id(), " has too many dependencies"));
     }
     lease_epoch_floor =
         std::max(lease_epoch_floor, (stored.lease_id() >> kEpochShift) + 1);
     // New ids sort after every stored one, whatever the seed or the clock.
     ids_.AdvancePast(stored.id());
-    auto record = std::make_unique<TaskRecord>();
-    TaskRecord& r = *record;
-    r.task.Swap(&stored);  // taken, not copied
-    const v1::Task& task = r.task;
-    r.lease.id = task.lease_id();
-    const std::string& id = r.task.id();
+    TaskRecord& r = **record;
+    const v1::Task& task = stored;
+    const std::string& id = task.id();
     if (std::string slot = IdempotencySlot(task.spec().queue(), task.spec());
         !slot.empty()) {
       absl::MutexLock lock(&idempotency_mu_);
@@ -85,17 +78,16 @@ absl::StatusOr<RecoveryStats> EngineImpl::Recover(Storage& storage) {
     }
     switch (task.state()) {
       case v1::TASK_STATE_PENDING:
-        r.ready_seq = next_ready_seq_.fetch_add(1);  // id order = FIFO
-        r.ready_since = ToTime(task.schedule_time());
-        ready.push_back(ReadyOf(r));
+        r.set_ready_since(r.schedule_time);
+        // id order = FIFO
+        ready.push_back(ReadyOf(r, next_ready_seq_.fetch_add(1)));
         ++stats.pending;
         break;
       case v1::TASK_STATE_SCHEDULED:
-        timers_.Schedule(ToTime(task.schedule_time()),
-                         [this, id] { OnScheduleDue(id); });
+        timers_.Schedule(r.schedule_time, [this, id] { OnScheduleDue(id); });
         if (task.spec().depends_on_size() > 0) {
           // Relinked once every task is loaded; finished ones count at once.
-          r.unmet_deps = task.spec().depends_on_size();
+          r.unmet_deps = static_cast<int16_t>(task.spec().depends_on_size());
           waiting_on.emplace_back(id, std::vector<std::string>(
                                           task.spec().depends_on().begin(),
                                           task.spec().depends_on().end()));
@@ -105,23 +97,20 @@ absl::StatusOr<RecoveryStats> EngineImpl::Recover(Storage& storage) {
       case v1::TASK_STATE_RUNNING: {
         // A fresh lease window: the holder may reconnect and report by
         // lease id; otherwise the attempt ends lease_expired and retries.
-        r.lease.Orphan(task.lease_id(), now);
-        const uint64_t lease = r.lease.id;
-        timers_.Schedule(now + HeartbeatTimeout(task),
+        r.Run().lease.Orphan(task.lease_id(), now);
+        const uint64_t lease = task.lease_id();
+        timers_.Schedule(now + HeartbeatTimeout(r),
                          [this, id, lease] { OnLeaseCheck(id, lease); });
         ++stats.running;
         break;
       }
-      default: {  // terminal (checked above)
-        absl::Duration ttl = task.spec().has_result_ttl()
-                                 ? ToDuration(task.spec().result_ttl())
-                                 : options_.default_result_ttl;
-        timers_.Schedule(ToTime(task.finish_time()) + ttl,
+      default: {  // terminal (checked by FromTask)
+        timers_.Schedule(ToTime(task.finish_time()) + ResultTtl(r),
                          [this, id] { OnRetentionDue(id); });
         ++stats.terminal;
       }
     }
-    store_.Insert(std::move(record), nullptr);
+    store_.Insert(*std::move(record), nullptr);
     ++stats.tasks;
     return absl::OkStatus();
   };

@@ -75,13 +75,13 @@ void EngineImpl::DisconnectWorker(
   for (const std::string& id : held) {
     Effects fx;
     store_.MutateTask(id, [&](TaskRecord& r) {
-      if (r.task.state() != v1::TASK_STATE_RUNNING ||
-          r.lease.holder != worker) {
+      if (r.state() != v1::TASK_STATE_RUNNING || r.run == nullptr ||
+          r.run->lease.holder != worker) {
         return;
       }
       if (shutting_down_) {
         // Keep the task RUNNING: a restart recovers it; only drop the sink.
-        r.lease.holder.reset();
+        r.run->lease.holder.reset();
         return;
       }
       EndAttempt(r,
@@ -97,18 +97,22 @@ void EngineImpl::DisconnectWorker(
 
 void EngineImpl::SendCancelNotice(const TaskRecord& r,
                                   const std::string& reason) {
-  if (!r.lease.holder) return;
+  if (r.run == nullptr || !r.run->lease.holder) return;
+  const Lease& lease = r.run->lease;
   v1::WorkResponse notice;
-  notice.mutable_cancel()->set_task_id(r.task.id());
-  notice.mutable_cancel()->set_lease_id(r.lease.id);
+  notice.mutable_cancel()->set_task_id(r.id());
+  notice.mutable_cancel()->set_lease_id(lease.id);
   notice.mutable_cancel()->set_reason(reason);
-  r.lease.holder->sink->Send(std::move(notice));
+  lease.holder->sink->Send(std::move(notice));
 }
 
-absl::Duration EngineImpl::HeartbeatTimeout(const v1::Task& task) const {
-  if (task.spec().has_heartbeat_timeout()) {
-    absl::Duration d = ToDuration(task.spec().heartbeat_timeout());
-    if (d > absl::ZeroDuration()) return d;
+absl::Duration EngineImpl::HeartbeatTimeout(const TaskRecord& r) const {
+  if (r.spec.has_settings()) {
+    const v1::TaskSpec settings = r.spec.Settings();
+    if (settings.has_heartbeat_timeout()) {
+      absl::Duration d = ToDuration(settings.heartbeat_timeout());
+      if (d > absl::ZeroDuration()) return d;
+    }
   }
   return options_.default_heartbeat_timeout;
 }
@@ -118,10 +122,11 @@ void EngineImpl::MutateLeased(
     const std::function<void(TaskRecord&, Effects&)>& change) {
   Effects fx;
   store_.MutateTask(id, [&](TaskRecord& r) {
-    if (r.task.state() != v1::TASK_STATE_RUNNING || r.lease.id != lease_id) {
+    if (r.state() != v1::TASK_STATE_RUNNING || r.lease_id() != lease_id ||
+        lease_id == 0) {
       return;  // the attempt already ended: a stale lease
     }
-    if (worker != nullptr && !r.lease.ClaimableBy(*worker)) return;
+    if (worker != nullptr && !r.run->lease.ClaimableBy(*worker)) return;
     change(r, fx);
   });
   Apply(fx);
@@ -143,8 +148,11 @@ absl::Status EngineImpl::Progress(WorkerSession& worker,
   // A stale lease is fenced off: ignored, OK.
   MutateLeased(msg.task_id(), msg.lease_id(), &worker,
                [&](TaskRecord& r, Effects& fx) {
-                 r.lease.Touch(now);  // an orphaned lease's holder is alive
-                 v1::Progress* p = r.task.mutable_progress();
+                 // An orphaned lease's holder is alive.
+                 r.run->lease.Touch(now);
+                 std::unique_ptr<v1::Progress>& progress = r.run->progress;
+                 if (!progress) progress = std::make_unique<v1::Progress>();
+                 v1::Progress* p = progress.get();
                  p->set_percent(msg.percent());
                  // Shortened, not refused: a wordy progress message must not
                  // end the worker's stream and every lease on it.
@@ -161,7 +169,7 @@ absl::Status EngineImpl::Complete(WorkerSession& worker,
   worker.Touch(clock_->Now());
   MutateLeased(
       msg.task_id(), msg.lease_id(), &worker, [&](TaskRecord& r, Effects& fx) {
-        if (r.task.cancel_requested()) {
+        if (r.cancel_requested) {
           EndAttempt(r, v1::TaskError(), fx);  // ends CANCELLED, result dropped
         } else if (static_cast<int64_t>(msg.result().size()) >
                    options_.limits.max_payload_bytes) {
@@ -175,9 +183,9 @@ absl::Status EngineImpl::Complete(WorkerSession& worker,
         } else {
           if (auto* m = r.Metrics(options_.metrics))
             m->AttemptEnded(AttemptOutcome::kSucceeded,
-                            clock_->Now() - ToTime(r.task.start_time()));
-          r.task.set_result(msg.result());
-          r.task.clear_error();
+                            clock_->Now() - r.start_time());
+          r.run->result = msg.result();
+          r.run->error.reset();
           Finish(r, v1::TASK_STATE_SUCCEEDED, fx);
         }
       });
@@ -208,36 +216,36 @@ bool EngineImpl::StartTask(const std::string& id,
   if (shutting_down_) return false;
   bool started = false;
   store_.MutateTask(id, [&](TaskRecord& r) {
-    if (r.task.state() != v1::TASK_STATE_PENDING) return;  // stale entry
+    if (r.state() != v1::TASK_STATE_PENDING) return;  // stale entry
     started = true;
     Effects unused;
     Transition(r, v1::TASK_STATE_RUNNING);
     absl::Time now = clock_->Now();
     if (auto* m = r.Metrics(options_.metrics))
-      m->AttemptStarted(now - r.ready_since);
-    r.task.set_attempt(r.task.attempt() + 1);
-    r.task.set_worker_id(worker->worker_id);
-    *r.task.mutable_start_time() = FromTime(now);
-    r.lease.Grant(next_lease_.fetch_add(1), worker);
-    r.task.set_lease_id(r.lease.id);
+      m->AttemptStarted(now - r.ready_since());
+    ++r.attempt;
+    TaskRun& run = r.Run();
+    run.worker_id = worker->worker_id;
+    run.start_time = now;
+    run.lease.Grant(next_lease_.fetch_add(1), worker);
     Emit(r, v1::EVENT_TYPE_STARTED, unused);
 
     v1::WorkResponse message;
     v1::Assignment* a = message.mutable_assignment();
-    *a->mutable_task() = r.task;
-    a->set_lease_id(r.lease.id);
+    r.ToTask(a->mutable_task());
+    a->set_lease_id(run.lease.id);
     a->set_max_result_bytes(
         static_cast<uint64_t>(options_.limits.max_payload_bytes));
-    const uint64_t lease = r.lease.id;
-    if (r.task.spec().has_timeout() &&
-        ToDuration(r.task.spec().timeout()) > absl::ZeroDuration()) {
-      absl::Time deadline = now + ToDuration(r.task.spec().timeout());
+    const uint64_t lease = run.lease.id;
+    const google::protobuf::Duration& timeout = a->task().spec().timeout();
+    if (ToDuration(timeout) > absl::ZeroDuration()) {
+      absl::Time deadline = now + ToDuration(timeout);
       *a->mutable_deadline() = FromTime(deadline);
       timers_.Schedule(deadline,
                        [this, id, lease] { OnAttemptTimeout(id, lease); });
     }
     worker->sink->Send(std::move(message));
-    absl::Duration hb = HeartbeatTimeout(r.task);
+    absl::Duration hb = HeartbeatTimeout(r);
     timers_.Schedule(now + hb, [this, id, lease] { OnLeaseCheck(id, lease); });
   });
   return started;
@@ -246,9 +254,9 @@ bool EngineImpl::StartTask(const std::string& id,
 void EngineImpl::OnScheduleDue(const std::string& id) {
   Effects fx;
   store_.MutateTask(id, [&](TaskRecord& r) {
-    if (r.task.state() != v1::TASK_STATE_SCHEDULED) return;
+    if (r.state() != v1::TASK_STATE_SCHEDULED) return;
     if (r.unmet_deps > 0) return;  // the last dependency makes it ready
-    absl::Time due = ToTime(r.task.schedule_time());
+    absl::Time due = r.schedule_time;
     if (due > clock_->Now()) {
       timers_.Schedule(due, [this, id] { OnScheduleDue(id); });
       return;
@@ -262,21 +270,22 @@ void EngineImpl::OnScheduleDue(const std::string& id) {
 
 void EngineImpl::OnLeaseCheck(const std::string& id, uint64_t lease_id) {
   MutateLeased(id, lease_id, nullptr, [&](TaskRecord& r, Effects& fx) {
-    if (!r.lease.Live()) return;  // dropped at shutdown
-    absl::Duration hb = HeartbeatTimeout(r.task);
-    absl::Time expiry = r.lease.Expiry(hb);
+    const Lease& held = r.run->lease;
+    if (!held.Live()) return;  // dropped at shutdown
+    absl::Duration hb = HeartbeatTimeout(r);
+    absl::Time expiry = held.Expiry(hb);
     if (clock_->Now() < expiry) {
       timers_.Schedule(expiry,
                        [this, id, lease_id] { OnLeaseCheck(id, lease_id); });
       return;
     }
-    const bool restarted = r.lease.holder == nullptr;
+    const bool restarted = held.holder == nullptr;
     SendCancelNotice(r, "lease expired: no heartbeat");
     EndAttempt(r,
                MakeError("lease_expired",
                          absl::StrCat("no heartbeat from worker ",
-                                      restarted ? r.task.worker_id()
-                                                : r.lease.holder->worker_id,
+                                      restarted ? r.run->worker_id
+                                                : held.holder->worker_id,
                                       " for ", absl::FormatDuration(hb),
                                       restarted ? " after a server restart" : ""),
                          /*retryable=*/true),
@@ -289,10 +298,10 @@ void EngineImpl::OnAttemptTimeout(const std::string& id, uint64_t lease_id) {
     SendCancelNotice(r, "timeout");
     EndAttempt(r,
                MakeError("timeout",
-                         absl::StrCat("attempt ", r.task.attempt(),
+                         absl::StrCat("attempt ", r.attempt,
                                       " exceeded its timeout of ",
                                       absl::FormatDuration(ToDuration(
-                                          r.task.spec().timeout()))),
+                                          r.spec.Settings().timeout()))),
                          /*retryable=*/true),
                fx);
   });
@@ -301,7 +310,7 @@ void EngineImpl::OnAttemptTimeout(const std::string& id, uint64_t lease_id) {
 void EngineImpl::OnRetentionDue(const std::string& id) {
   std::unique_ptr<TaskRecord> gone =
       store_.EraseUnless(id, [&](const TaskRecord& r) {
-        if (!IsTerminal(r.task.state())) return true;
+        if (!IsTerminal(r.state())) return true;
         if (options_.journal != nullptr) {
           // Written under the shard lock: after the task's last change.
           std::vector<Mutation> write;
@@ -311,8 +320,9 @@ void EngineImpl::OnRetentionDue(const std::string& id) {
         return false;
       });
   if (gone == nullptr) return;
-  const std::string slot =
-      IdempotencySlot(gone->task.spec().queue(), gone->task.spec());
+  if (!gone->spec.has_settings()) return;
+  const std::string slot = IdempotencySlot(
+      gone->spec.queue(), gone->spec.Settings().idempotency_key());
   if (slot.empty()) return;
   absl::MutexLock lock(&idempotency_mu_);
   auto it = idempotency_.find(slot);
@@ -325,8 +335,8 @@ void EngineImpl::LinkDependency(const std::string& dependent,
   // failed, the dependent would have been cancelled then.
   v1::TaskState finished = v1::TASK_STATE_SUCCEEDED;
   store_.Read(dependency, [&](const TaskRecord& r) {
-    if (IsTerminal(r.task.state())) {
-      finished = r.task.state();
+    if (IsTerminal(r.state())) {
+      finished = r.state();
     } else {
       dependencies_.Link(dependency, dependent);
       finished = v1::TASK_STATE_UNSPECIFIED;
@@ -341,20 +351,20 @@ void EngineImpl::OnDependencyDone(const std::string& dependent,
                                   const std::string& dependency,
                                   v1::TaskState state, Effects& fx) {
   store_.MutateTask(dependent, [&](TaskRecord& r) {
-    if (IsTerminal(r.task.state()) || r.unmet_deps <= 0) return;
+    if (IsTerminal(r.state()) || r.unmet_deps <= 0) return;
     if (state == v1::TASK_STATE_SUCCEEDED) {
-      if (--r.unmet_deps == 0 && r.task.state() == v1::TASK_STATE_SCHEDULED &&
-          ToTime(r.task.schedule_time()) <= clock_->Now()) {
+      if (--r.unmet_deps == 0 && r.state() == v1::TASK_STATE_SCHEDULED &&
+          r.schedule_time <= clock_->Now()) {
         Transition(r, v1::TASK_STATE_PENDING);
         Emit(r, v1::EVENT_TYPE_SCHEDULED, fx);
         MakeReady(r, fx);
       }
     } else {
       r.unmet_deps = 0;
-      *r.task.mutable_error() = MakeError(
+      r.set_error(MakeError(
           "dependency_failed",
           absl::StrCat("dependency ", dependency, " ended ", StateName(state)),
-          /*retryable=*/false);
+          /*retryable=*/false));
       // Its own dependents are cancelled in turn by Apply's worklist.
       Finish(r, v1::TASK_STATE_CANCELLED, fx);
     }

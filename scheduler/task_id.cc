@@ -66,6 +66,10 @@ void TaskIdGenerator::AdvancePast(absl::string_view id) {
 }
 
 std::string TaskIdGenerator::Next(absl::Time now) {
+  return TaskIdOf(NextKey(now));
+}
+
+TaskKey TaskIdGenerator::NextKey(absl::Time now) {
   uint64_t ms = static_cast<uint64_t>(
       std::max<int64_t>(0, absl::ToUnixMillis(now)));
   uint64_t hi, lo;
@@ -78,7 +82,12 @@ std::string TaskIdGenerator::Next(absl::Time now) {
     hi = (ms << 16) | counter_hi_;
     lo = counter_lo_;
   }
+  return TaskKey{hi, lo};
+}
+
+std::string TaskIdOf(const TaskKey& key) {
   // 26 base32 digits cover 130 bits; the top two are zero.
+  uint64_t hi = key.hi, lo = key.lo;
   std::string id(26, '0');
   for (int i = 25; i >= 0; --i) {
     id[i] = kAlphabet[lo & 31];

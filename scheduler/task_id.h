@@ -39,6 +39,9 @@ struct TaskKey {
 // The key of `id`, or nullopt when `id` is not 26 digits of Crockford base32
 // worth at most 128 bits (no generator makes such an id).
 std::optional<TaskKey> TaskKeyOf(absl::string_view id);
+// The id whose key is `key`: TaskIdOf(*TaskKeyOf(id)) == id for every id
+// TaskKeyOf accepts.
+std::string TaskIdOf(const TaskKey& key);
 
 class TaskIdGenerator {
  public:
@@ -48,6 +51,8 @@ class TaskIdGenerator {
   // A new id for a task created at `now`. Strictly greater than every id this
   // generator returned before, even if `now` goes backwards.
   std::string Next(absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
+  // The same id as its key.
+  TaskKey NextKey(absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Every later Next() returns an id strictly greater than `id` (an id of
   // an earlier run, seen at recovery), whatever the seed or the clock: ids

@@ -158,6 +158,7 @@ TEST(TaskKeyTest, KeysOrderAsIdsAndRejectWhatNoGeneratorMakes) {
   for (size_t i = 0; i < ids.size(); ++i) {
     auto ki = TaskKeyOf(ids[i]);
     ASSERT_TRUE(ki.has_value()) << ids[i];
+    EXPECT_EQ(TaskIdOf(*ki), ids[i]);  // the key is the whole id
     for (size_t j = 0; j < ids.size(); j += 7) {
       auto kj = TaskKeyOf(ids[j]);
       EXPECT_EQ(ids[i] < ids[j], *ki < *kj) << ids[i] << " " << ids[j];

@@ -11,13 +11,15 @@ TaskStore::TaskStore(size_t shards) {
     shards_.push_back(std::make_unique<Shard>());
 }
 
-void TaskStore::Shard::Count(const v1::Task& t, int delta) {
-  auto& per_state = counts[t.spec().queue()];
-  per_state[t.state()] += delta;
+void TaskStore::Shard::Count(const TaskRecord& r, int delta) {
+  auto it = counts.find(r.spec.queue());
+  if (it == counts.end()) it = counts.try_emplace(std::string(r.spec.queue())).first;
+  auto& per_state = it->second;
+  per_state[r.state()] += delta;
   // Queue names come from clients: a queue with no task here is forgotten.
   if (delta < 0 && std::all_of(per_state.begin(), per_state.end(),
                                [](int64_t n) { return n == 0; })) {
-    counts.erase(t.spec().queue());
+    counts.erase(it);
   }
 }
 
@@ -25,18 +27,15 @@ bool TaskStore::Contains(const std::string& id) const {
   return MutateTask(id, [](TaskRecord&) {});
 }
 
-bool TaskStore::Insert(std::unique_ptr<TaskRecord> record,
+void TaskStore::Insert(std::unique_ptr<TaskRecord> record,
                        const std::function<void(TaskRecord&)>& fn) {
-  const std::optional<TaskKey> key = TaskKeyOf(record->task.id());
-  if (!key) return false;
-  Shard& shard = ShardFor(*key);
+  Shard& shard = ShardFor(record->key);
   absl::MutexLock lock(&shard.mu);
   TaskRecord& r = *record;
-  shard.tasks.emplace(*key, std::move(record));
-  shard.Count(r.task, +1);
+  shard.tasks.emplace(r.key, std::move(record));
+  shard.Count(r, +1);
   size_.fetch_add(1);
   if (fn) fn(r);
-  return true;
 }
 
 std::unique_ptr<TaskRecord> TaskStore::EraseUnless(
@@ -48,18 +47,18 @@ std::unique_ptr<TaskRecord> TaskStore::EraseUnless(
   auto it = shard.tasks.find(*key);
   if (it == shard.tasks.end() || keep(*it->second)) return nullptr;
   std::unique_ptr<TaskRecord> out = std::move(it->second);
-  shard.Count(out->task, -1);
+  shard.Count(*out, -1);
   shard.tasks.erase(it);
   size_.fetch_sub(1);
   return out;
 }
 
 void TaskStore::SetState(TaskRecord& r, v1::TaskState to) const {
-  Shard& shard = ShardFor(*TaskKeyOf(r.task.id()));  // stored: it has a key
+  Shard& shard = ShardFor(r.key);
   shard.mu.AssertHeld();  // by the MutateTask/Insert running this
-  shard.Count(r.task, -1);
-  r.task.set_state(to);
-  shard.Count(r.task, +1);
+  shard.Count(r, -1);
+  r.InitState(to);
+  shard.Count(r, +1);
 }
 
 size_t TaskStore::size() const { return size_.load(); }
@@ -105,7 +104,7 @@ std::vector<std::string> TaskStore::IdsAfter(
                         : shard->tasks.begin();
          it != shard->tasks.end() && taken < limit_per_shard; ++it) {
       if (!match(*it->second)) continue;
-      ids.push_back(it->second->task.id());
+      ids.push_back(it->second->id());
       ++taken;
     }
   }

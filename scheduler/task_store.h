@@ -35,35 +35,13 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "api/taskd/v1/taskd.pb.h"
-#include "scheduler/engine_metrics.h"
-#include "scheduler/lease.h"
 #include "scheduler/task_id.h"
+#include "scheduler/task_record.h"
 
 namespace taskd {
 
 // Tasks of one queue per TaskState (index = state).
 using StateCounts = std::array<int64_t, 7>;
-
-// One task and the engine's bookkeeping about it.
-struct TaskRecord {
-  v1::Task task;
-  // Why a cancel was asked while RUNNING (rare: a pointer, not a string).
-  std::unique_ptr<std::string> cancel_reason;
-  Lease lease;                   // while RUNNING
-  uint64_t ready_seq = 0;        // position in the ready queue
-  uint64_t ticket = 0;           // journal ticket of the last write
-  absl::Time ready_since;        // when it last became PENDING
-  // Its payload was journaled in this run: later writes leave it out.
-  bool payload_stored = false;
-  // depends_on entries not SUCCEEDED yet; the task waits SCHEDULED for 0.
-  int unmet_deps = 0;
-  // Its queue's metric handles, resolved on first use (shard lock held).
-  QueueMetrics* metrics = nullptr;
-  QueueMetrics* Metrics(EngineMetrics* m) {
-    if (metrics == nullptr && m) metrics = m->ForQueue(task.spec().queue());
-    return metrics;
-  }
-};
 
 class TaskStore {
  public:
@@ -91,10 +69,9 @@ class TaskStore {
   }
   bool Contains(const std::string& id) const;
 
-  // Stores `record` (its id must be new), then runs `fn(record)` under the
+  // Stores `record` (its key must be new), then runs `fn(record)` under the
   // same lock: the record is visible to others only with fn's changes made.
-  // False (nothing stored) when the id is not one TaskKeyOf accepts.
-  bool Insert(std::unique_ptr<TaskRecord> record,
+  void Insert(std::unique_ptr<TaskRecord> record,
               const std::function<void(TaskRecord&)>& fn);
   // Removes task `id` if `keep` (run under the lock) says false; returns the
   // removed record, or nullptr.
@@ -127,7 +104,7 @@ class TaskStore {
     absl::btree_map<TaskKey, std::unique_ptr<TaskRecord>> tasks
         ABSL_GUARDED_BY(mu);
     absl::flat_hash_map<std::string, StateCounts> counts ABSL_GUARDED_BY(mu);
-    void Count(const v1::Task& t, int delta) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+    void Count(const TaskRecord& r, int delta) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   };
 
   Shard& ShardFor(const TaskKey& key) const {

@@ -48,31 +48,32 @@ void Dispatcher::Lists::Unlink(Node* n, Link link) {
 }
 
 void Dispatcher::Enqueue(ReadyEntry entry) {
+  static_assert(sizeof(Node) <= 72, "a queued task's entry grew (header)");
   absl::MutexLock lock(&mu_);
   QueueReady& q = ready_[entry.queue];
   q.name = entry.queue;
   // Validation allows 0..9; anything else must not index past the lists.
   entry.priority = std::clamp(entry.priority, 0, kPriorities - 1);
-  if (!q.nodes.contains(entry.task_id)) {
+  if (!q.nodes.contains(entry.task)) {
     auto node = std::make_unique<Node>();
-    node->task_id = std::move(entry.task_id);
+    node->task = entry.task;
     auto type = q.by_type.try_emplace(std::move(entry.type)).first;
     node->type = &type->first;
-    node->priority = entry.priority;
+    node->priority = static_cast<uint64_t>(entry.priority);
     node->seq = entry.seq;
-    node->since = entry.since;
+    node->since_ns = absl::ToUnixNanos(entry.since);
     Node* n = node.get();
-    q.nodes.emplace(n->task_id, std::move(node));
+    q.nodes.insert(std::move(node));
     q.all.Insert(n, kAll);
     type->second.Insert(n, kType);
   }
   PumpLocked();
 }
 
-bool Dispatcher::EraseReady(QueueReady& q, absl::string_view task_id) {
-  auto it = q.nodes.find(task_id);
+bool Dispatcher::EraseReady(QueueReady& q, const TaskKey& task) {
+  auto it = q.nodes.find(task);
   if (it == q.nodes.end()) return false;
-  Node* n = it->second.get();
+  Node* n = it->get();
   q.all.Unlink(n, kAll);
   auto t = q.by_type.find(*n->type);
   if (t != q.by_type.end()) {
@@ -80,7 +81,7 @@ bool Dispatcher::EraseReady(QueueReady& q, absl::string_view task_id) {
     // Type names come from clients: drop empty lists so they cannot pile up.
     if (t->second.empty()) q.by_type.erase(t);
   }
-  q.nodes.erase(it);  // frees n (and the key viewing its id)
+  q.nodes.erase(it);  // frees n
   return true;
 }
 
@@ -99,7 +100,7 @@ void Dispatcher::Remove(const ReadyEntry& entry) {
   absl::MutexLock lock(&mu_);
   auto q = ready_.find(entry.queue);
   if (q == ready_.end()) return;
-  EraseReady(q->second, entry.task_id);
+  EraseReady(q->second, entry.task);
   MaybeForget(entry.queue);
 }
 
@@ -110,8 +111,8 @@ void Dispatcher::AddWorker(std::shared_ptr<WorkerSession> worker) {
   PumpLocked();
 }
 
-void Dispatcher::Forget(Slot& slot, const std::string& task_id) {
-  auto it = slot.held.find(task_id);
+void Dispatcher::Forget(Slot& slot, const TaskKey& task) {
+  auto it = slot.held.find(task);
   if (it == slot.held.end()) return;
   const std::string queue = std::move(it->second);
   slot.held.erase(it);
@@ -120,24 +121,23 @@ void Dispatcher::Forget(Slot& slot, const std::string& task_id) {
   MaybeForget(queue);
 }
 
-std::vector<std::string> Dispatcher::RemoveWorker(const WorkerSession* worker) {
+std::vector<TaskKey> Dispatcher::RemoveWorker(const WorkerSession* worker) {
   absl::MutexLock lock(&mu_);
   auto it = slots_.find(worker);
   if (it == slots_.end()) return {};
-  std::vector<std::string> held;
-  for (const auto& [id, queue] : it->second.held) held.push_back(id);
-  for (const std::string& id : held) Forget(it->second, id);
+  std::vector<TaskKey> held;
+  for (const auto& [task, queue] : it->second.held) held.push_back(task);
+  for (const TaskKey& task : held) Forget(it->second, task);
   slots_.erase(it);
   PumpLocked();  // queue capacity may have come back
   return held;
 }
 
-void Dispatcher::Release(const WorkerSession* worker,
-                         const std::string& task_id) {
+void Dispatcher::Release(const WorkerSession* worker, const TaskKey& task) {
   absl::MutexLock lock(&mu_);
   auto it = slots_.find(worker);
-  if (it == slots_.end() || !it->second.held.contains(task_id)) return;
-  Forget(it->second, task_id);
+  if (it == slots_.end() || !it->second.held.contains(task)) return;
+  Forget(it->second, task);
   PumpLocked();
 }
 
@@ -170,7 +170,8 @@ QueueStats Dispatcher::Stats(const std::string& queue) const {
     // The oldest entry of each priority heads its list (arrival order).
     for (const Node* head : q->second.all.head) {
       if (head != nullptr) {
-        stats.oldest_ready = std::min(stats.oldest_ready, head->since);
+        stats.oldest_ready =
+            std::min(stats.oldest_ready, absl::FromUnixNanos(head->since_ns));
       }
     }
   }
@@ -291,13 +292,13 @@ void Dispatcher::PumpLocked() {
       queue = q;
     }
     if (chosen == nullptr) return;
-    std::string task_id = best->task_id;
-    EraseReady(*queue, task_id);
+    const TaskKey task = best->task;
+    EraseReady(*queue, task);
     const std::string name = queue->name;
-    if (start_(task_id, chosen->worker)) {
+    if (start_(task, chosen->worker)) {
       ++queue->running;
       if (queue->limits.max_dispatch_per_second > 0) queue->tokens -= 1.0;
-      chosen->held.emplace(std::move(task_id), name);
+      chosen->held.emplace(task, name);
     } else {
       MaybeForget(name);  // a stale entry was the queue's last
     }

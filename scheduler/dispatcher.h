@@ -45,6 +45,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "scheduler/clock.h"
+#include "scheduler/task_id.h"
 #include "scheduler/worker_session.h"
 
 namespace taskd {
@@ -54,8 +55,8 @@ struct ReadyEntry {
   std::string queue;
   std::string type;
   int priority = 0;
-  uint64_t seq = 0;  // FIFO order within a priority
-  std::string task_id;
+  uint64_t seq = 0;  // FIFO order within a priority (below 2^56)
+  TaskKey task;
   absl::Time since;  // when it became ready (oldest pending age)
 };
 
@@ -81,7 +82,7 @@ struct WorkerSlots {
 
 class Dispatcher {
  public:
-  using StartFn = std::function<bool(const std::string& task_id,
+  using StartFn = std::function<bool(const TaskKey& task,
                                      const std::shared_ptr<WorkerSession>&)>;
 
   using WakeFn = std::function<void(absl::Time)>;
@@ -105,11 +106,11 @@ class Dispatcher {
   void Remove(const ReadyEntry& entry) ABSL_LOCKS_EXCLUDED(mu_);
 
   void AddWorker(std::shared_ptr<WorkerSession> worker) ABSL_LOCKS_EXCLUDED(mu_);
-  // Forgets the worker; returns the ids of the tasks it was still holding.
-  std::vector<std::string> RemoveWorker(const WorkerSession* worker)
+  // Forgets the worker; returns the tasks it was still holding.
+  std::vector<TaskKey> RemoveWorker(const WorkerSession* worker)
       ABSL_LOCKS_EXCLUDED(mu_);
-  // The worker no longer holds `task_id`: its credit comes back.
-  void Release(const WorkerSession* worker, const std::string& task_id)
+  // The worker no longer holds `task`: its credit comes back.
+  void Release(const WorkerSession* worker, const TaskKey& task)
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // Entries waiting in the ready queues of `queue` (stale ones included).
@@ -121,14 +122,15 @@ class Dispatcher {
  private:
   static constexpr int kPriorities = 10;  // 0..9 (validation.cc)
   // A ready entry, linked into two FIFO lists: link kAll of its queue (every
-  // type) and link kType of its (queue, type).
+  // type) and link kType of its (queue, type). One per queued task: 72
+  // bytes (one 80-byte malloc class).
   enum Link { kAll = 0, kType = 1 };
   struct Node {
-    std::string task_id;
+    TaskKey task;
     const std::string* type = nullptr;  // its key in QueueReady::by_type
-    int priority = 0;
-    uint64_t seq = 0;
-    absl::Time since;
+    uint64_t seq : 56 = 0;
+    uint64_t priority : 8 = 0;
+    int64_t since_ns = 0;  // Unix nanoseconds
     Node* prev[2] = {nullptr, nullptr};
     Node* next[2] = {nullptr, nullptr};
     // Dispatch order: priority 9 first, then FIFO (seq).
@@ -149,13 +151,32 @@ class Dispatcher {
     void Insert(Node* n, Link link);
     void Unlink(Node* n, Link link);
   };
+  // Finds an owned node by its task.
+  struct NodeHash {
+    using is_transparent = void;
+    size_t operator()(const TaskKey& k) const { return absl::Hash<TaskKey>{}(k); }
+    size_t operator()(const std::unique_ptr<Node>& n) const {
+      return (*this)(n->task);
+    }
+  };
+  struct NodeEq {
+    using is_transparent = void;
+    static const TaskKey& KeyOf(const TaskKey& k) { return k; }
+    static const TaskKey& KeyOf(const std::unique_ptr<Node>& n) {
+      return n->task;
+    }
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const {
+      return KeyOf(a) == KeyOf(b);
+    }
+  };
   struct QueueReady {
     std::string name;
     // A node map: the nodes point at their type's key.
     absl::node_hash_map<std::string, Lists> by_type;
     Lists all;  // every entry of every type
-    // Owns the entries, by task id (the key views the node's own id).
-    absl::flat_hash_map<absl::string_view, std::unique_ptr<Node>> nodes;
+    // Owns the entries, found by task (8 bytes a slot).
+    absl::flat_hash_set<std::unique_ptr<Node>, NodeHash, NodeEq> nodes;
     size_t size() const { return nodes.size(); }
     QueueLimits limits;
     int running = 0;
@@ -164,20 +185,20 @@ class Dispatcher {
   };
   struct Slot {
     std::shared_ptr<WorkerSession> worker;
-    // Task id -> queue of the tasks assigned and unfinished.
-    absl::flat_hash_map<std::string, std::string> held;
+    // Task -> queue of the tasks assigned and unfinished.
+    absl::flat_hash_map<TaskKey, std::string> held;
   };
 
   void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // True when `q` may dispatch one more task now; refills its bucket.
   bool MayDispatch(QueueReady& q, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Removes task `task_id` from `q` (both lists); false when not there.
-  bool EraseReady(QueueReady& q, absl::string_view task_id)
+  // Removes `task` from `q` (both lists); false when not there.
+  bool EraseReady(QueueReady& q, const TaskKey& task)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Drops `q` when nothing is ready, running or configured there.
   void MaybeForget(const std::string& queue) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Forget(Slot& slot, const std::string& task_id)
+  void Forget(Slot& slot, const TaskKey& task)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The best ready entry `slot` may take, or nullptr.
   const Node* BestFor(const Slot& slot, absl::Time now, QueueReady** queue_out)

@@ -16,6 +16,22 @@
 namespace taskd {
 namespace {
 
+// Tasks by a short name for the test: each name gets its own key.
+absl::flat_hash_map<std::string, TaskKey>& Keys() {
+  static auto* keys = new absl::flat_hash_map<std::string, TaskKey>();
+  return *keys;
+}
+TaskKey Key(const std::string& name) {
+  auto [it, added] = Keys().try_emplace(name, TaskKey{7, Keys().size() + 1});
+  return it->second;
+}
+std::string Name(const TaskKey& key) {
+  for (const auto& [name, k] : Keys()) {
+    if (k == key) return name;
+  }
+  return "?";
+}
+
 // Records what the dispatcher sends to one worker.
 class RecordingSink final : public WorkerSink {
  public:
@@ -43,8 +59,9 @@ class RecordingSink final : public WorkerSink {
 class DispatcherTest : public ::testing::Test {
  protected:
   DispatcherTest()
-      : dispatcher_([this](const std::string& id,
+      : dispatcher_([this](const TaskKey& task,
                            const std::shared_ptr<WorkerSession>& worker) {
+          const std::string id = Name(task);
           ++start_calls_;
           if (stale_.contains(id)) return false;
           v1::WorkResponse m;
@@ -67,7 +84,7 @@ class DispatcherTest : public ::testing::Test {
 
   void Enqueue(const std::string& id, const std::string& queue = "q",
                const std::string& type = "t", int priority = 0) {
-    dispatcher_.Enqueue(ReadyEntry{queue, type, priority, ++seq_, id});
+    dispatcher_.Enqueue(ReadyEntry{queue, type, priority, ++seq_, Key(id)});
   }
 
   std::vector<std::string> StartedIds() const {
@@ -119,7 +136,7 @@ TEST_F(DispatcherTest, StrictPriorityThenFifo) {
   for (size_t i = 0; i < want.size(); ++i) {
     ASSERT_EQ(started_.size(), i + 1);
     EXPECT_EQ(started_.back().task_id, want[i]);
-    dispatcher_.Release(w.get(), started_.back().task_id);
+    dispatcher_.Release(w.get(), Key(started_.back().task_id));
   }
   EXPECT_EQ(started_.size(), want.size());
   EXPECT_EQ(sinks_["w"]->AssignedIds(), want);
@@ -132,7 +149,7 @@ TEST_F(DispatcherTest, PriorityAcrossAWorkersQueues) {
   auto w = Worker("w", {"a", "b"}, {}, 1);
   dispatcher_.AddWorker(w);
   EXPECT_EQ(StartedIds(), (std::vector<std::string>{"high"}));
-  dispatcher_.Release(w.get(), "high");
+  dispatcher_.Release(w.get(), Key("high"));
   EXPECT_EQ(StartedIds(), (std::vector<std::string>{"high", "low"}));
 }
 
@@ -182,13 +199,13 @@ TEST_F(DispatcherTest, NeverMoreThanConcurrencyHeld) {
   EXPECT_EQ(dispatcher_.ReadyCount("q"), 7u);
   // Each release lets exactly one more through.
   for (int i = 0; i < 7; ++i) {
-    dispatcher_.Release(w.get(), started_[i].task_id);
+    dispatcher_.Release(w.get(), Key(started_[i].task_id));
     EXPECT_EQ(started_.size(), 4u + i);
   }
   EXPECT_EQ(dispatcher_.ReadyCount("q"), 0u);
   // Releasing something not held (twice, or unknown) gives no extra credit.
-  dispatcher_.Release(w.get(), started_[0].task_id);
-  dispatcher_.Release(w.get(), "never-assigned");
+  dispatcher_.Release(w.get(), Key(started_[0].task_id));
+  dispatcher_.Release(w.get(), Key("never-assigned"));
   for (int i = 10; i < 15; ++i) Enqueue("t" + std::to_string(i));
   EXPECT_EQ(started_.size(), 10u);  // still 3 held: t7, t8, t9
   EXPECT_EQ(dispatcher_.ReadyCount("q"), 5u);
@@ -209,7 +226,7 @@ TEST_F(DispatcherTest, PrefersTheLeastLoadedWorker) {
   EXPECT_EQ(StartedOn("b").size(), 4u);
   Enqueue("t9");
   EXPECT_EQ(started_.size(), 8u);
-  dispatcher_.Release(b.get(), "t2");
+  dispatcher_.Release(b.get(), Key("t2"));
   EXPECT_EQ(StartedOn("b").back(), "t9");
 }
 
@@ -235,9 +252,9 @@ TEST_F(DispatcherTest, ReleaseDispatchesTheNext) {
   Enqueue("a");
   Enqueue("b");
   EXPECT_EQ(StartedIds(), (std::vector<std::string>{"a"}));
-  dispatcher_.Release(w.get(), "a");
+  dispatcher_.Release(w.get(), Key("a"));
   EXPECT_EQ(StartedIds(), (std::vector<std::string>{"a", "b"}));
-  dispatcher_.Release(w.get(), "b");
+  dispatcher_.Release(w.get(), Key("b"));
   Enqueue("c");  // credit is there: starts at once
   EXPECT_EQ(StartedIds(), (std::vector<std::string>{"a", "b", "c"}));
 }
@@ -252,8 +269,11 @@ TEST_F(DispatcherTest, RemoveWorkerReturnsHeldIds) {
   Enqueue("b");
   Enqueue("c");
   Enqueue("d");
-  dispatcher_.Release(w.get(), "b");  // d starts
-  std::vector<std::string> held = dispatcher_.RemoveWorker(w.get());
+  dispatcher_.Release(w.get(), Key("b"));  // d starts
+  std::vector<std::string> held;
+  for (const TaskKey& k : dispatcher_.RemoveWorker(w.get())) {
+    held.push_back(Name(k));
+  }
   std::sort(held.begin(), held.end());
   EXPECT_EQ(held, (std::vector<std::string>{"a", "c", "d"}));
   EXPECT_EQ(dispatcher_.WorkerCount(), 1u);
@@ -262,7 +282,7 @@ TEST_F(DispatcherTest, RemoveWorkerReturnsHeldIds) {
   EXPECT_EQ(started_.size(), 4u);
   EXPECT_EQ(dispatcher_.ReadyCount("q"), 1u);
   EXPECT_TRUE(dispatcher_.RemoveWorker(w.get()).empty());
-  dispatcher_.Release(w.get(), "a");  // late release of a removed worker
+  dispatcher_.Release(w.get(), Key("a"));  // late release of a removed worker
   EXPECT_EQ(started_.size(), 4u);
 }
 
@@ -278,15 +298,15 @@ TEST_F(DispatcherTest, StaleEntriesAreDropped) {
   EXPECT_EQ(StartedIds(), (std::vector<std::string>{"live1", "live2"}));
   EXPECT_EQ(start_calls_, 4);
   EXPECT_EQ(dispatcher_.ReadyCount("q"), 0u);
-  dispatcher_.Release(w.get(), "live1");
+  dispatcher_.Release(w.get(), Key("live1"));
   EXPECT_EQ(start_calls_, 4);  // not retried
   EXPECT_EQ(sinks_["w"]->AssignedIds(),
             (std::vector<std::string>{"live1", "live2"}));
 }
 
 TEST_F(DispatcherTest, RemoveTakesAnEntryOutOfTheReadyQueue) {
-  ReadyEntry a{"q", "t", 3, 1, "a"};
-  ReadyEntry b{"q", "t", 3, 2, "b"};
+  ReadyEntry a{"q", "t", 3, 1, Key("a")};
+  ReadyEntry b{"q", "t", 3, 2, Key("b")};
   dispatcher_.Enqueue(a);
   dispatcher_.Enqueue(b);
   dispatcher_.Enqueue(a);  // duplicate: counted once
@@ -294,8 +314,8 @@ TEST_F(DispatcherTest, RemoveTakesAnEntryOutOfTheReadyQueue) {
   dispatcher_.Remove(a);
   EXPECT_EQ(dispatcher_.ReadyCount("q"), 1u);
   dispatcher_.Remove(a);  // absent: no-op
-  dispatcher_.Remove(ReadyEntry{"nope", "t", 0, 0, "x"});
-  dispatcher_.Remove(ReadyEntry{"q", "nope", 0, 0, "x"});
+  dispatcher_.Remove(ReadyEntry{"nope", "t", 0, 0, Key("x")});
+  dispatcher_.Remove(ReadyEntry{"q", "nope", 0, 0, Key("x")});
   EXPECT_EQ(dispatcher_.ReadyCount("q"), 1u);
   dispatcher_.AddWorker(Worker("w", {"q"}, {}, 5));
   EXPECT_EQ(StartedIds(), (std::vector<std::string>{"b"}));
@@ -308,11 +328,11 @@ TEST_F(DispatcherTest, RemoveTakesAnEntryOutOfTheReadyQueue) {
 TEST_F(DispatcherTest, OutOfOrderArrivalsAndRemovalsKeepFifo) {
   for (uint64_t seq : {4, 1, 6, 3, 2, 5}) {
     dispatcher_.Enqueue(ReadyEntry{"q", seq % 2 ? "odd" : "even", 4, seq,
-                                   absl::StrCat("s", seq)});
+                                   Key(absl::StrCat("s", seq))});
   }
-  dispatcher_.Remove(ReadyEntry{"q", "even", 4, 4, "s4"});
-  dispatcher_.Remove(ReadyEntry{"q", "odd", 4, 1, "s1"});  // a list head
-  dispatcher_.Remove(ReadyEntry{"q", "even", 4, 6, "s6"});  // a list tail
+  dispatcher_.Remove(ReadyEntry{"q", "even", 4, 4, Key("s4")});
+  dispatcher_.Remove(ReadyEntry{"q", "odd", 4, 1, Key("s1")});  // a list head
+  dispatcher_.Remove(ReadyEntry{"q", "even", 4, 6, Key("s6")});  // a list tail
   EXPECT_EQ(dispatcher_.ReadyCount("q"), 3u);
   auto evens = Worker("evens", {"q"}, {"even"}, 10);
   dispatcher_.AddWorker(evens);
@@ -327,15 +347,15 @@ TEST_F(DispatcherTest, OutOfOrderArrivalsAndRemovalsKeepFifo) {
 // the next one once it is dispatched.
 TEST_F(DispatcherTest, OldestReadyAcrossPriorities) {
   const absl::Time t0 = absl::FromUnixSeconds(1000);
-  dispatcher_.Enqueue(ReadyEntry{"q", "t", 1, 1, "old-low", t0});
+  dispatcher_.Enqueue(ReadyEntry{"q", "t", 1, 1, Key("old-low"), t0});
   dispatcher_.Enqueue(
-      ReadyEntry{"q", "t", 8, 2, "new-high", t0 + absl::Seconds(5)});
+      ReadyEntry{"q", "t", 8, 2, Key("new-high"), t0 + absl::Seconds(5)});
   dispatcher_.Enqueue(
-      ReadyEntry{"q", "t", 1, 3, "newer-low", t0 + absl::Seconds(9)});
+      ReadyEntry{"q", "t", 1, 3, Key("newer-low"), t0 + absl::Seconds(9)});
   EXPECT_EQ(dispatcher_.Stats("q").oldest_ready, t0);
-  dispatcher_.Remove(ReadyEntry{"q", "t", 1, 1, "old-low"});
+  dispatcher_.Remove(ReadyEntry{"q", "t", 1, 1, Key("old-low")});
   EXPECT_EQ(dispatcher_.Stats("q").oldest_ready, t0 + absl::Seconds(5));
-  dispatcher_.Remove(ReadyEntry{"q", "t", 8, 2, "new-high"});
+  dispatcher_.Remove(ReadyEntry{"q", "t", 8, 2, Key("new-high")});
   EXPECT_EQ(dispatcher_.Stats("q").oldest_ready, t0 + absl::Seconds(9));
 }
 
@@ -360,12 +380,12 @@ TEST_F(DispatcherTest, ACongestedWorkerGetsNothingUntilItDrains) {
 TEST_F(DispatcherTest, IdleQueuesAndTypesAreForgotten) {
   for (int i = 0; i < 1000; ++i) {
     dispatcher_.Enqueue(ReadyEntry{absl::StrCat("q", i), absl::StrCat("t", i),
-                                   0, ++seq_, absl::StrCat("id", i)});
+                                   0, ++seq_, Key(absl::StrCat("id", i))});
   }
   EXPECT_EQ(dispatcher_.KnownQueues().size(), 1000u);
   for (int i = 0; i < 1000; ++i) {
     dispatcher_.Remove(ReadyEntry{absl::StrCat("q", i), absl::StrCat("t", i),
-                                  0, seq_ - 999 + i, absl::StrCat("id", i)});
+                                  0, seq_ - 999 + i, Key(absl::StrCat("id", i))});
   }
   EXPECT_TRUE(dispatcher_.KnownQueues().empty());
   // A queue that ran tasks is forgotten once they are released too.
@@ -373,7 +393,7 @@ TEST_F(DispatcherTest, IdleQueuesAndTypesAreForgotten) {
   dispatcher_.AddWorker(w);
   Enqueue("x", "busy");
   ASSERT_EQ(StartedIds(), std::vector<std::string>({"x"}));
-  dispatcher_.Release(w.get(), "x");
+  dispatcher_.Release(w.get(), Key("x"));
   dispatcher_.RemoveWorker(w.get());
   EXPECT_TRUE(dispatcher_.KnownQueues().empty());
   // Settings keep a queue; clearing them lets it go.

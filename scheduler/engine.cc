@@ -64,9 +64,9 @@ EngineImpl::EngineImpl(EngineOptions options, Clock* clock)
       events_(options_.event_log_capacity, 1, options_.event_log_bytes),
       awaits_(&timers_, [this](const std::string& id) { return Get(id); }),
       dispatcher_(
-          [this](const std::string& id,
+          [this](const TaskKey& task,
                  const std::shared_ptr<WorkerSession>& worker) {
-            return StartTask(id, worker);
+            return StartTask(task, worker);
           },
           clock,
           // A rate-limited queue's next token: pump again then.
@@ -504,7 +504,7 @@ void EngineImpl::MakeReady(TaskRecord& r, Effects& fx) {
 void EngineImpl::ReleaseWorker(TaskRecord& r, Effects& fx) {
   if (r.run == nullptr) return;
   if (auto holder = r.run->lease.Release()) {
-    fx.released.emplace_back(std::move(holder), r.id());
+    fx.released.emplace_back(std::move(holder), r.key);
   }
 }
 

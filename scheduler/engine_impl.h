@@ -158,8 +158,7 @@ class EngineImpl {
     std::vector<AwaitTable::WaiterPtr> waiters;  // a task finished
     std::vector<ReadyEntry> ready;               // became PENDING
     std::vector<ReadyEntry> unready;             // left PENDING
-    std::vector<std::pair<std::shared_ptr<WorkerSession>, std::string>>
-        released;
+    std::vector<std::pair<std::shared_ptr<WorkerSession>, TaskKey>> released;
     uint64_t ticket = 0;  // journal ticket of the last write, 0 for none
     struct Finished {
       std::string dependent;
@@ -173,7 +172,7 @@ class EngineImpl {
   // its place in FIFO order; removal needs none).
   static ReadyEntry ReadyOf(const TaskRecord& r, uint64_t seq = 0) {
     return ReadyEntry{std::string(r.spec.queue()), std::string(r.spec.type()),
-                      r.spec.priority(), seq, r.id(), r.ready_since()};
+                      r.spec.priority(), seq, r.key, r.ready_since()};
   }
   absl::Status CheckSpec(const v1::TaskSpec& spec,
                          absl::string_view path) const;
@@ -232,7 +231,7 @@ class EngineImpl {
                         Effects& fx);
 
   // Called by the Dispatcher with its lock held.
-  bool StartTask(const std::string& id,
+  bool StartTask(const TaskKey& task,
                  const std::shared_ptr<WorkerSession>& worker);
   // Timer callbacks.
   void OnScheduleDue(const std::string& id);

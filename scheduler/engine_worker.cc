@@ -71,8 +71,8 @@ absl::StatusOr<std::shared_ptr<WorkerSession>> EngineImpl::ConnectWorker(
 
 void EngineImpl::DisconnectWorker(
     const std::shared_ptr<WorkerSession>& worker) {
-  const std::vector<std::string> held = dispatcher_.RemoveWorker(worker.get());
-  for (const std::string& id : held) {
+  const std::vector<TaskKey> held = dispatcher_.RemoveWorker(worker.get());
+  for (const TaskKey& id : held) {
     Effects fx;
     store_.MutateTask(id, [&](TaskRecord& r) {
       if (r.state() != v1::TASK_STATE_RUNNING || r.run == nullptr ||
@@ -211,11 +211,11 @@ absl::Status EngineImpl::Fail(WorkerSession& worker, const v1::Fail& msg) {
 }
 
 // Called by the Dispatcher with its lock held (see dispatcher.h).
-bool EngineImpl::StartTask(const std::string& id,
+bool EngineImpl::StartTask(const TaskKey& task,
                            const std::shared_ptr<WorkerSession>& worker) {
   if (shutting_down_) return false;
   bool started = false;
-  store_.MutateTask(id, [&](TaskRecord& r) {
+  store_.MutateTask(task, [&](TaskRecord& r) {
     if (r.state() != v1::TASK_STATE_PENDING) return;  // stale entry
     started = true;
     Effects unused;
@@ -237,6 +237,7 @@ bool EngineImpl::StartTask(const std::string& id,
     a->set_max_result_bytes(
         static_cast<uint64_t>(options_.limits.max_payload_bytes));
     const uint64_t lease = run.lease.id;
+    const std::string id = a->task().id();
     const google::protobuf::Duration& timeout = a->task().spec().timeout();
     if (ToDuration(timeout) > absl::ZeroDuration()) {
       absl::Time deadline = now + ToDuration(timeout);

@@ -55,9 +55,13 @@ class TaskStore {
   bool MutateTask(const std::string& id, Fn&& fn) const {
     const std::optional<TaskKey> key = TaskKeyOf(id);
     if (!key) return false;  // not an id any task could have
-    Shard& shard = ShardFor(*key);
+    return MutateTask(*key, std::forward<Fn>(fn));
+  }
+  template <class Fn>
+  bool MutateTask(const TaskKey& key, Fn&& fn) const {
+    Shard& shard = ShardFor(key);
     absl::MutexLock lock(&shard.mu);
-    auto it = shard.tasks.find(*key);
+    auto it = shard.tasks.find(key);
     if (it == shard.tasks.end()) return false;
     fn(*it->second);
     return true;

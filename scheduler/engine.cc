@@ -196,9 +196,10 @@ void EngineImpl::SubmitAsync(const v1::TaskSpec& spec, SubmitCallback done) {
       out.task = Insert(*std::move(record), fx);
     }
   }
-  Apply(fx, [done = std::move(done), out = std::move(out)](absl::Status s) {
+  Apply(fx, [done = std::move(done),
+             out = std::move(out)](absl::Status s) mutable {
     if (!s.ok()) return done(NotStored(s));
-    done(out);
+    done(std::move(out));  // called once
   });
 }
 
@@ -258,9 +259,10 @@ void EngineImpl::SubmitBatchAsync(
       fx.ticket = options_.journal->last_ticket();
     }
   }
-  Apply(fx, [done = std::move(done), out = std::move(out)](absl::Status s) {
+  Apply(fx, [done = std::move(done),
+             out = std::move(out)](absl::Status s) mutable {
     if (!s.ok()) return done(NotStored(s));
-    done(out);
+    done(std::move(out));  // called once
   });
 }
 
@@ -287,9 +289,10 @@ void EngineImpl::GetAsync(const std::string& id, TaskCallback done) const {
   }
   if (options_.journal == nullptr || ticket == 0) return done(std::move(task));
   options_.journal->WhenDurable(
-      ticket, [done = std::move(done), task = std::move(task)](absl::Status s) {
+      ticket, [done = std::move(done),
+               task = std::move(task)](absl::Status s) mutable {
         if (!s.ok()) return done(NotStored(s));
-        done(task);
+        done(std::move(task));  // called once
       });
 }
 
@@ -389,9 +392,10 @@ void EngineImpl::CancelAsync(const std::string& id, const std::string& reason,
   if (!found) {
     return done(absl::NotFoundError(absl::StrCat("task ", id, " not found")));
   }
-  Apply(fx, [done = std::move(done), out = std::move(out)](absl::Status s) {
+  Apply(fx, [done = std::move(done),
+             out = std::move(out)](absl::Status s) mutable {
     if (!s.ok()) return done(NotStored(s));
-    done(out);
+    done(std::move(out));  // called once
   });
 }
 

@@ -23,9 +23,14 @@ EventLog::EventLog(size_t capacity, uint64_t first_sequence, size_t max_bytes)
 
 uint64_t EventLog::Append(v1::EventType type, const v1::Task& task,
                           absl::Time time, uint64_t ticket) {
+  return Append(type, v1::Task(task), time, ticket);
+}
+
+uint64_t EventLog::Append(v1::EventType type, v1::Task&& task,
+                          absl::Time time, uint64_t ticket) {
   v1::TaskEvent event;
   event.set_type(type);
-  *event.mutable_task() = task;
+  *event.mutable_task() = std::move(task);
   event.mutable_task()->mutable_spec()->clear_payload();
   event.mutable_task()->clear_result();
   *event.mutable_time() = FromTime(time);

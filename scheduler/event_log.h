@@ -49,6 +49,9 @@ class EventLog {
   // sequence number.
   uint64_t Append(v1::EventType type, const v1::Task& task, absl::Time time,
                   uint64_t ticket = 0) ABSL_LOCKS_EXCLUDED(mu_);
+  // The same, taking `task` (whose payload and result are dropped too).
+  uint64_t Append(v1::EventType type, v1::Task&& task, absl::Time time,
+                  uint64_t ticket = 0) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Every journal ticket up to `ticket` is durable.
   void MarkDurable(uint64_t ticket) ABSL_LOCKS_EXCLUDED(mu_);

@@ -15,6 +15,7 @@ Journal::Journal(Storage* storage,
       observer_(observer),
       clock_(clock != nullptr ? clock : RealClock::Get()) {
   committer_ = std::thread([this] { Run(); });
+  notifier_ = std::thread([this] { Notify(); });
 }
 
 Journal::~Journal() { Stop(); }
@@ -78,37 +79,53 @@ void Journal::Run() {
     if (observer_ != nullptr && !failed) {
       observer_->OnCommit(changes, clock_->Now() - start, status.ok());
     }
-    std::vector<std::pair<Callback, absl::Status>> ready;
-    bool failed_now = false;
-    std::function<void(uint64_t)> listener;
-    uint64_t durable = 0;
+    absl::MutexLock lock(&mu_);
+    ++stats_.commits;
+    Commit commit;
+    if (!status.ok() && failure_.ok()) {
+      failure_ = absl::UnavailableError(
+          absl::StrCat("storage write failed: ", status.ToString()));
+      commit.failed_now = status;
+    }
+    if (failure_.ok()) {
+      durable_ = std::max(durable_, upto);
+      commit.listener = durable_listener_;
+      commit.durable = durable_;
+    }
+    for (auto it = waiting_.begin(); it != waiting_.end();) {
+      if (it->first <= durable_) {
+        commit.ready.emplace_back(std::move(it->second), absl::OkStatus());
+      } else if (!failure_.ok()) {
+        commit.ready.emplace_back(std::move(it->second), failure_);
+      } else {
+        break;
+      }
+      it = waiting_.erase(it);
+    }
+    commits_.push_back(std::move(commit));
+  }
+  absl::MutexLock lock(&mu_);
+  committer_done_ = true;
+}
+
+void Journal::Notify() {
+  while (true) {
+    std::vector<Commit> commits;
     {
       absl::MutexLock lock(&mu_);
-      ++stats_.commits;
-      if (!status.ok() && failure_.ok()) {
-        failure_ = absl::UnavailableError(
-            absl::StrCat("storage write failed: ", status.ToString()));
-        failed_now = true;
-      }
-      if (failure_.ok()) {
-        durable_ = std::max(durable_, upto);
-        listener = durable_listener_;
-        durable = durable_;
-      }
-      for (auto it = waiting_.begin(); it != waiting_.end();) {
-        if (it->first <= durable_) {
-          ready.emplace_back(std::move(it->second), absl::OkStatus());
-        } else if (!failure_.ok()) {
-          ready.emplace_back(std::move(it->second), failure_);
-        } else {
-          break;
-        }
-        it = waiting_.erase(it);
-      }
+      mu_.Await(absl::Condition(
+          +[](Journal* j) ABSL_EXCLUSIVE_LOCKS_REQUIRED(j->mu_) {
+            return !j->commits_.empty() || j->committer_done_;
+          },
+          this));
+      if (commits_.empty()) break;  // and the committer is done
+      commits.swap(commits_);
     }
-    if (listener) listener(durable);
-    for (auto& [fn, s] : ready) fn(s);
-    if (failed_now && on_failure_) on_failure_(status);
+    for (Commit& c : commits) {
+      if (c.listener) c.listener(c.durable);
+      for (auto& [fn, s] : c.ready) fn(s);
+      if (!c.failed_now.ok() && on_failure_) on_failure_(c.failed_now);
+    }
   }
 }
 
@@ -124,6 +141,7 @@ void Journal::Stop() {
     stopping_ = true;
   }
   committer_.join();
+  notifier_.join();  // after the committer's last commit was answered
   std::multimap<uint64_t, Callback> left;
   {
     absl::MutexLock lock(&mu_);

@@ -7,10 +7,12 @@
 //
 // Write never blocks, so the engine calls it under a task's shard lock: the
 // order of writes to one task in the journal is the order of its changes.
-// One committer thread takes everything queued, appends it as one batch
-// (one WAL sync per group in sync mode) and then runs the callbacks of the
-// tickets it made durable, in ticket order, on its own thread. Callbacks
-// must not block; they may call Write and WhenDurable.
+// One committer thread takes everything queued and appends it as one batch
+// (one WAL sync per group in sync mode); a notifier thread then runs the
+// callbacks of the tickets it made durable, in ticket order, while the
+// committer already writes the next group (answering a group's callers
+// does not hold up the next sync). Callbacks must not block; they may call
+// Write and WhenDurable.
 //
 // A failed commit is fatal for the store: every pending and later callback
 // gets the error and `on_failure` runs once (the server exits, so a restart
@@ -69,7 +71,7 @@ class Journal {
   // thread, when it already is), or with the error if the store failed.
   void WhenDurable(uint64_t ticket, Callback fn) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Calls `fn(durable)` on the committer thread after every commit that made
+  // Calls `fn(durable)` on the notifier thread after every commit that made
   // tickets up to `durable` durable (before that commit's callbacks). Set
   // once, before the first Write. `fn` must not block.
   void SetDurableListener(std::function<void(uint64_t durable)> fn)
@@ -79,7 +81,7 @@ class Journal {
   uint64_t last_ticket() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Commits what is queued, runs the remaining callbacks and joins the
-  // committer. Later writes are never committed; their callbacks get
+  // committer and the notifier. Later writes are never committed; their callbacks get
   // UNAVAILABLE. Idempotent.
   void Stop() ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -90,7 +92,16 @@ class Journal {
   Stats stats() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  void Run();
+  // What one commit made durable (or failed), for the notifier.
+  struct Commit {
+    uint64_t durable = 0;  // 0: nothing new is durable
+    std::function<void(uint64_t)> listener;
+    std::vector<std::pair<Callback, absl::Status>> ready;
+    absl::Status failed_now;  // this commit failed the store
+  };
+
+  void Run();     // the committer
+  void Notify();  // the notifier
 
   Storage* const storage_;
   const std::function<void(const absl::Status&)> on_failure_;
@@ -106,8 +117,12 @@ class Journal {
   std::function<void(uint64_t)> durable_listener_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  // Commits whose callbacks have not run yet, oldest first.
+  std::vector<Commit> commits_ ABSL_GUARDED_BY(mu_);
+  bool committer_done_ ABSL_GUARDED_BY(mu_) = false;
   Stats stats_ ABSL_GUARDED_BY(mu_);
   std::thread committer_;
+  std::thread notifier_;
 };
 
 }  // namespace taskd

@@ -106,6 +106,33 @@ TEST(JournalTest, CallbackRunsAfterTheWriteIsStored) {
   EXPECT_TRUE(inline_call);
 }
 
+// Answering a group's callers runs beside the next commit: a callback still
+// running does not hold up the write after it (callbacks must not block;
+// this one waits only to show what runs meanwhile).
+TEST(JournalTest, CallbacksDoNotHoldUpTheNextCommit) {
+  struct SecondCommit final : JournalObserver {
+    void OnCommit(size_t, absl::Duration, bool) override {
+      if (++commits == 2) seen.Notify();
+    }
+    std::atomic<int> commits{0};
+    absl::Notification seen;
+  } observer;
+  auto storage = NewMemoryStorage();
+  Journal journal(storage.get(), nullptr, &observer);
+  absl::Notification in_callback, release;
+  uint64_t first = journal.Write({Mutation::PutTask(MakeTask("a", "1"))});
+  journal.WhenDurable(first, [&](absl::Status) {
+    in_callback.Notify();
+    release.WaitForNotificationWithTimeout(absl::Seconds(10));
+  });
+  ASSERT_TRUE(in_callback.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  journal.Write({Mutation::PutTask(MakeTask("b", "2"))});
+  // Committed while the first callback still runs.
+  EXPECT_TRUE(observer.seen.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ(ReadTasks(*storage).size(), 2u);
+  release.Notify();
+}
+
 TEST(JournalTest, WritesToOneKeyKeepTheirOrder) {
   auto storage = NewMemoryStorage();
   Journal journal(storage.get(), nullptr);

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <atomic>
+#include <cstdint>
 #include <deque>
 #include <exception>
 #include <map>
@@ -16,10 +18,12 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "api/taskd/v1/taskd.grpc.pb.h"
-#include "clients/cpp/grpc_status.h"
 #include "api/strings/text_limits.h"
 #include "api/strings/utf8.h"
+#include "clients/cpp/grpc_status.h"
+#include "clients/cpp/internal/work_outbox.h"
 #include "clients/cpp/task_failure.h"
 
 namespace taskd {
@@ -37,16 +41,43 @@ absl::Time FromProto(const google::protobuf::Timestamp& t) {
   return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
 }
 
+// A handler whose mean run is shorter runs on the reading thread.
+constexpr int64_t kInlineBudgetNanos = 20'000;
+// How often the standby looks at an inline run, and how many quiet looks
+// (no inline run) it takes before it waits for the next one untimed.
+constexpr absl::Duration kStandbyTick = absl::Milliseconds(1);
+constexpr int kStandbyQuietTicks = 100;
+
 }  // namespace
 
-// Threads: one session thread (writes hello, then reads the stream), one
-// writer thread (heartbeats, then the final WritesDone), `concurrency` pool
-// threads. A sync gRPC stream allows one reader and one writer at a time, so
-// every write goes through Send() under write_mu_, and Finish() is called
-// only once no write can start (writes_closed_).
+// Threads: `concurrency + 1` session threads and one heartbeat thread. A
+// sync stream allows one reader at a time, so the session threads take turns
+// reading (leader/follower): the reader that receives an assignment hands
+// the reading to an idle session thread and runs the handler itself, so an
+// assignment reaches its handler without waiting for another thread. At most
+// `concurrency` of them run handlers, so one is always left to read cancel
+// notices however long handlers block.
+//
+// A handler whose recent runs were quicker than a hand-off (kInlineBudget)
+// runs inline: the reader keeps the reading and reads on after it, with no
+// thread woken at all. One idle thread is then the standby: it looks every
+// kStandbyTick and takes the reading over from a run that lasted a whole
+// tick, so a handler that blocks delays the reading of other messages by
+// two ticks at most.
+//
+// Every write goes through outbox_, whose writer also writes what others
+// queue meanwhile, in one syscall.
 class Worker::Impl {
  public:
-  explicit Impl(Options options) : options_(std::move(options)) {
+  explicit Impl(Options options)
+      : options_(std::move(options)),
+        outbox_(
+            [this](const v1::WorkRequest& request, bool more) {
+              grpc::WriteOptions write_options;
+              if (more) write_options.set_buffer_hint();
+              return stream_->Write(request, write_options);
+            },
+            [this] { return stream_->WritesDone(); }) {
     if (options_.worker_id.empty()) options_.worker_id = DefaultWorkerId();
   }
 
@@ -59,30 +90,49 @@ class Worker::Impl {
   const std::string& worker_id() const { return options_.worker_id; }
 
  private:
-  void SessionLoop();
-  void WriterLoop();
-  void PoolLoop();
-  void HandleResponse(const v1::WorkResponse& response);
+  // What a session thread does next.
+  enum class Role { kRun, kRead, kExit };
+
+  // A registered handler and the mean duration of its recent runs (an
+  // exponential moving average, updated without a lock: a lost update only
+  // delays the next inline decision).
+  struct HandlerSlot {
+    Handler handler;
+    std::atomic<int64_t> mean_nanos{2 * kInlineBudgetNanos};
+  };
+
+  // Writes hello; false when the stream failed first.
+  bool SendHello();
+  void SessionThread(bool first_reader);
+  void HeartbeatLoop();
+  // Reads as the reader until it takes an assignment to run (returned) or
+  // the stream ends (null).
+  // `inline_run` tells whether the reader keeps the reading while it runs it.
+  std::shared_ptr<TaskContext> ReadUntilAssigned(bool& inline_run);
+  std::shared_ptr<TaskContext> Accept(v1::Assignment& assignment,
+                                      bool& inline_run);
+  void HandleCancel(const v1::CancelNotice& notice);
+  // Finishes the stream once Read() failed; on the reader's thread.
+  void EndSession();
+  // Waits until this thread has a task to run (`task`), the reading to do,
+  // or nothing left to do.
+  Role NextRole(std::shared_ptr<TaskContext>& task)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The standby's watch over inline runs; returns true when it took the
+  // reading over, false when NextRole() has something else for it.
+  bool Standby() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool StandbyShouldLeave() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Wakes a thread waiting in NextRole() (the standby if no other waits).
+  void WakeIdleThread() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Execute(TaskContext& context);
   v1::WorkRequest Outcome(const TaskContext& context,
-                          const absl::StatusOr<std::string>& result) const;
-  absl::Status Send(const v1::WorkRequest& request)
-      ABSL_LOCKS_EXCLUDED(write_mu_);
+                          absl::StatusOr<std::string> result) const;
   std::vector<std::shared_ptr<TaskContext>> AllLeases()
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-
-  bool WorkOrExit() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return !queue_.empty() || pool_exit_;
-  }
-  bool ConnectedOrDone() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return connected_ || session_done_;
-  }
-  bool DoneOrStopRequested() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return session_done_ || stop_requested_;
-  }
-  bool WriterShouldWake() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return close_writes_ || session_done_;
-  }
+  // Waits on state_cv_ until `done` or `deadline`; returns done().
+  template <typename Done>
+  bool WaitState(Done done, absl::Time deadline)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Constant after construction.
   Options options_;
@@ -90,34 +140,53 @@ class Worker::Impl {
   // Serializes Start() and Stop(); held for their whole duration.
   absl::Mutex lifecycle_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   bool stopped_ ABSL_GUARDED_BY(lifecycle_mu_) = false;
-  std::thread session_thread_ ABSL_GUARDED_BY(lifecycle_mu_);
-  std::thread writer_thread_ ABSL_GUARDED_BY(lifecycle_mu_);
-  std::vector<std::thread> pool_threads_ ABSL_GUARDED_BY(lifecycle_mu_);
+  std::thread heartbeat_thread_ ABSL_GUARDED_BY(lifecycle_mu_);
+  std::vector<std::thread> session_threads_ ABSL_GUARDED_BY(lifecycle_mu_);
   // Written under lifecycle_mu_ before `started_`; constant after Start().
-  std::map<std::string, Handler> handlers_;
+  std::map<std::string, HandlerSlot> handlers_;
   std::unique_ptr<v1::WorkerService::Stub> stub_;
   std::unique_ptr<grpc::ClientContext> context_;
   std::unique_ptr<grpc::ClientReaderWriter<v1::WorkRequest, v1::WorkResponse>>
       stream_;
 
+  // Every write to stream_ goes through it.
+  internal::WorkOutbox outbox_;
+
   absl::Mutex mu_;
+  // Signalled on every change of the lifecycle flags below.
+  absl::CondVar state_cv_;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool connected_ ABSL_GUARDED_BY(mu_) = false;
   bool session_done_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_requested_ ABSL_GUARDED_BY(mu_) = false;
   bool aborted_ ABSL_GUARDED_BY(mu_) = false;
+  // No new work: set by Stop().
   bool pool_exit_ ABSL_GUARDED_BY(mu_) = false;
+  // Stop() half-closes the stream; no more heartbeats.
   bool close_writes_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status final_status_ ABSL_GUARDED_BY(mu_);
-  // Assignments not yet picked up by a pool thread.
-  std::deque<std::shared_ptr<TaskContext>> queue_ ABSL_GUARDED_BY(mu_);
-  // Every unfinished assignment (queued or running), by lease id.
+  // Session threads waiting in NextRole() wait on idle_cv_.
+  absl::CondVar idle_cv_;
+  int idle_threads_ ABSL_GUARDED_BY(mu_) = 0;
+  // A session thread reads the stream or is about to (it took the role).
+  bool reader_present_ ABSL_GUARDED_BY(mu_) = false;
+  // Assignments taken by a session thread to run (at most concurrency).
+  int running_ ABSL_GUARDED_BY(mu_) = 0;
+  // The reader runs a handler inline; inline_runs_ counts such runs.
+  bool reader_in_handler_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t inline_runs_ ABSL_GUARDED_BY(mu_) = 0;
+  // The standby took the reading over from the running inline handler.
+  bool reader_taken_over_ ABSL_GUARDED_BY(mu_) = false;
+  // An idle thread watches inline runs (on standby_cv_), with a timeout
+  // unless standby_asleep_.
+  bool standby_present_ ABSL_GUARDED_BY(mu_) = false;
+  bool standby_asleep_ ABSL_GUARDED_BY(mu_) = false;
+  absl::CondVar standby_cv_;
+  // Assignments read while no thread could take them.
+  std::deque<std::shared_ptr<TaskContext>> pending_ ABSL_GUARDED_BY(mu_);
+  // Every unfinished assignment (pending or running), by lease id.
   absl::flat_hash_map<uint64_t, std::shared_ptr<TaskContext>> leases_
       ABSL_GUARDED_BY(mu_);
-
-  // Only one write may be in flight on the stream at any time.
-  absl::Mutex write_mu_ ABSL_ACQUIRED_AFTER(mu_);
-  bool writes_closed_ ABSL_GUARDED_BY(write_mu_) = false;
 };
 
 absl::Status Worker::Impl::RegisterHandler(absl::string_view type,
@@ -135,10 +204,12 @@ absl::Status Worker::Impl::RegisterHandler(absl::string_view type,
     return absl::InvalidArgumentError(
         absl::StrCat("empty handler for type ", type));
   }
-  if (!handlers_.emplace(std::string(type), std::move(handler)).second) {
+  auto [slot, added] = handlers_.try_emplace(std::string(type));
+  if (!added) {
     return absl::AlreadyExistsError(
         absl::StrCat("a handler for type ", type, " is already registered"));
   }
+  slot->second.handler = std::move(handler);
   return absl::OkStatus();
 }
 
@@ -171,24 +242,36 @@ absl::Status Worker::Impl::Start() {
   context_ = std::make_unique<grpc::ClientContext>();
   if (options_.wait_for_ready) context_->set_wait_for_ready(true);
   // Otherwise creating the stream blocks until the server is reachable;
-  // corked, the metadata leaves with `hello` on the session thread.
+  // corked, the metadata leaves with `hello` on the first session thread.
   context_->set_initial_metadata_corked(true);
   stream_ = stub_->Work(context_.get());
   {
     absl::MutexLock state_lock(&mu_);
     started_ = true;
+    reader_present_ = true;  // the first session thread
   }
-  session_thread_ = std::thread([this] { SessionLoop(); });
-  writer_thread_ = std::thread([this] { WriterLoop(); });
-  for (int i = 0; i < options_.concurrency; ++i) {
-    pool_threads_.emplace_back([this] { PoolLoop(); });
+  for (int i = 0; i <= options_.concurrency; ++i) {
+    session_threads_.emplace_back([this, i] { SessionThread(i == 0); });
   }
+  heartbeat_thread_ = std::thread([this] { HeartbeatLoop(); });
   return absl::OkStatus();
+}
+
+template <typename Done>
+bool Worker::Impl::WaitState(Done done, absl::Time deadline) {
+  while (!done()) {
+    if (state_cv_.WaitWithDeadline(&mu_, deadline)) return done();
+  }
+  return true;
 }
 
 bool Worker::Impl::WaitConnected(absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
-  mu_.AwaitWithTimeout(absl::Condition(this, &Impl::ConnectedOrDone), timeout);
+  WaitState(
+      [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return connected_ || session_done_;
+      },
+      absl::Now() + timeout);
   return connected_;
 }
 
@@ -204,7 +287,11 @@ absl::Status Worker::Impl::Run() {
   }
   {
     absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(this, &Impl::DoneOrStopRequested));
+    WaitState(
+        [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return session_done_ || stop_requested_;
+        },
+        absl::InfiniteFuture());
   }
   Stop();
   absl::MutexLock lock(&mu_);
@@ -225,26 +312,37 @@ void Worker::Impl::Stop() {
     pool_exit_ = true;
     connected = connected_;
     leases = AllLeases();
+    state_cv_.SignalAll();
+    idle_cv_.SignalAll();
+    standby_cv_.SignalAll();
   }
   for (const auto& context : leases) {
     context->Cancel(TaskContext::CancelCause::kWorkerStopping,
                     "worker stopping");
   }
-  // Handlers finish and send their outcomes before the stream is closed.
-  for (std::thread& thread : pool_threads_) thread.join();
-  pool_threads_.clear();
-  // Before `hello` went out the writer may wait for the server indefinitely.
+  // Before `hello` went out its write may wait for the server indefinitely.
   if (!connected) context_->TryCancel();
+  {
+    // Handlers finish and queue their outcomes before the stream is closed.
+    absl::MutexLock state_lock(&mu_);
+    WaitState([this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(
+                  mu_) { return leases_.empty(); },
+              absl::InfiniteFuture());
+    close_writes_ = true;
+    state_cv_.SignalAll();
+  }
+  outbox_.CloseAfterQueued();
   bool closed;
   {
     absl::MutexLock state_lock(&mu_);
-    close_writes_ = true;
-    closed = mu_.AwaitWithTimeout(absl::Condition(&session_done_),
-                                  options_.shutdown_timeout);
+    closed = WaitState([this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(
+                           mu_) { return session_done_; },
+                       absl::Now() + options_.shutdown_timeout);
   }
   if (!closed) context_->TryCancel();
-  writer_thread_.join();
-  session_thread_.join();
+  heartbeat_thread_.join();
+  for (std::thread& thread : session_threads_) thread.join();
+  session_threads_.clear();
   stopped_ = true;
 }
 
@@ -257,10 +355,7 @@ void Worker::Impl::Abort() {
     leases = AllLeases();
   }
   context_->TryCancel();
-  {
-    absl::MutexLock lock(&write_mu_);
-    writes_closed_ = true;
-  }
+  outbox_.Close();
   for (const auto& context : leases) {
     context->Cancel(TaskContext::CancelCause::kWorkerStopping,
                     "worker aborted");
@@ -274,34 +369,220 @@ std::vector<std::shared_ptr<TaskContext>> Worker::Impl::AllLeases() {
   return leases;
 }
 
-absl::Status Worker::Impl::Send(const v1::WorkRequest& request) {
-  absl::MutexLock lock(&write_mu_);
-  if (writes_closed_) return absl::FailedPreconditionError("work stream closed");
-  if (!stream_->Write(request)) {
-    return absl::UnavailableError("work stream broken");
-  }
-  return absl::OkStatus();
-}
-
-void Worker::Impl::SessionLoop() {
+bool Worker::Impl::SendHello() {
   v1::WorkRequest hello;
   v1::Hello* h = hello.mutable_hello();
   h->set_worker_id(options_.worker_id);
   for (const std::string& queue : options_.queues) h->add_queues(queue);
-  for (const auto& [type, handler] : handlers_) h->add_types(type);
+  for (const auto& [type, slot] : handlers_) h->add_types(type);
   h->set_concurrency(options_.concurrency);
-  if (Send(hello).ok()) {
-    {
-      absl::MutexLock lock(&mu_);
-      connected_ = true;
+  // Nothing else is queued before hello, so this thread writes it.
+  if (!outbox_.Send(std::move(hello)).ok()) return false;
+  absl::MutexLock lock(&mu_);
+  connected_ = true;
+  state_cv_.SignalAll();
+  return true;
+}
+
+void Worker::Impl::SessionThread(bool first_reader) {
+  std::shared_ptr<TaskContext> task;
+  Role role = Role::kRead;
+  if (first_reader) {
+    if (!SendHello()) {
+      EndSession();
+      return;
     }
-    v1::WorkResponse response;
-    while (stream_->Read(&response)) HandleResponse(response);
+  } else {
+    absl::MutexLock lock(&mu_);
+    role = NextRole(task);
   }
+  bool inline_run = false;
+  while (role != Role::kExit) {
+    if (role == Role::kRead) {
+      task = ReadUntilAssigned(inline_run);
+      if (task == nullptr) {
+        EndSession();
+        return;
+      }
+    }
+    Execute(*task);
+    // Released after the lock: the last reference may go here.
+    const std::shared_ptr<TaskContext> finished = std::move(task);
+    absl::MutexLock lock(&mu_);
+    leases_.erase(finished->lease_id());
+    --running_;
+    if (pool_exit_ && leases_.empty()) state_cv_.SignalAll();
+    if (inline_run) {
+      inline_run = false;
+      if (!reader_taken_over_) {
+        reader_in_handler_ = false;
+        continue;  // still the reader
+      }
+      reader_taken_over_ = false;
+    }
+    role = NextRole(task);
+  }
+}
+
+Worker::Impl::Role Worker::Impl::NextRole(std::shared_ptr<TaskContext>& task) {
+  while (true) {
+    if (!pending_.empty() && running_ < options_.concurrency) {
+      task = std::move(pending_.front());
+      pending_.pop_front();
+      ++running_;
+      return Role::kRun;
+    }
+    if (!reader_present_ && !session_done_) {
+      reader_present_ = true;
+      return Role::kRead;
+    }
+    if ((pool_exit_ || session_done_) && pending_.empty()) return Role::kExit;
+    if (!standby_present_) {
+      standby_present_ = true;
+      const bool took_over = Standby();
+      standby_present_ = false;
+      // Another idle thread becomes the standby.
+      if (idle_threads_ > 0) idle_cv_.Signal();
+      if (took_over) return Role::kRead;
+      continue;
+    }
+    ++idle_threads_;
+    idle_cv_.Wait(&mu_);
+    --idle_threads_;
+  }
+}
+
+void Worker::Impl::WakeIdleThread() {
+  if (idle_threads_ > 0) {
+    idle_cv_.Signal();
+  } else if (standby_present_) {
+    standby_cv_.Signal();
+  }
+}
+
+bool Worker::Impl::StandbyShouldLeave() const {
+  return (!pending_.empty() && running_ < options_.concurrency) ||
+         (!reader_present_ && !session_done_) || pool_exit_ || session_done_;
+}
+
+bool Worker::Impl::Standby() {
+  uint64_t seen_runs = inline_runs_;
+  bool seen_in_handler = false;
+  int quiet_ticks = 0;
+  while (!StandbyShouldLeave()) {
+    if (reader_in_handler_ && seen_in_handler && inline_runs_ == seen_runs) {
+      // The same inline run lasted a whole tick: read on in its place.
+      reader_in_handler_ = false;
+      reader_taken_over_ = true;
+      return true;
+    }
+    quiet_ticks = inline_runs_ == seen_runs ? quiet_ticks + 1 : 0;
+    seen_runs = inline_runs_;
+    seen_in_handler = reader_in_handler_;
+    if (quiet_ticks > kStandbyQuietTicks) {
+      // No inline run for a while: the next one wakes this thread.
+      standby_asleep_ = true;
+      standby_cv_.Wait(&mu_);
+      standby_asleep_ = false;
+      quiet_ticks = 0;
+      seen_in_handler = false;
+      continue;
+    }
+    standby_cv_.WaitWithTimeout(&mu_, kStandbyTick);
+  }
+  return false;
+}
+
+std::shared_ptr<TaskContext> Worker::Impl::ReadUntilAssigned(
+    bool& inline_run) {
+  v1::WorkResponse response;
+  while (stream_->Read(&response)) {
+    if (response.has_assignment()) {
+      std::shared_ptr<TaskContext> task =
+          Accept(*response.mutable_assignment(), inline_run);
+      if (task != nullptr) return task;
+    } else if (response.has_cancel()) {
+      HandleCancel(response.cancel());
+    }
+    // Messages of kinds this SDK does not know are ignored.
+  }
+  return nullptr;
+}
+
+std::shared_ptr<TaskContext> Worker::Impl::Accept(v1::Assignment& assignment,
+                                                  bool& inline_run) {
+  const absl::Time deadline = assignment.has_deadline()
+                                  ? FromProto(assignment.deadline())
+                                  : absl::InfiniteFuture();
+  auto context = std::make_shared<TaskContext>(
+      std::move(*assignment.mutable_task()), assignment.lease_id(), deadline,
+      [this](const v1::ProgressUpdate& update) {
+        v1::WorkRequest request;
+        *request.mutable_progress() = update;
+        return outbox_.Send(std::move(request));
+      },
+      assignment.max_result_bytes());
+  auto slot = handlers_.find(context->type());
+  // An unknown type fails at once.
+  const bool quick = slot == handlers_.end() ||
+                     slot->second.mean_nanos.load(std::memory_order_relaxed) <
+                         kInlineBudgetNanos;
   {
-    absl::MutexLock lock(&write_mu_);
-    writes_closed_ = true;
+    absl::MutexLock lock(&mu_);
+    if (!pool_exit_) {
+      if (!leases_.emplace(context->lease_id(), context).second) return nullptr;
+      const bool can_run = running_ < options_.concurrency;
+      if (can_run && quick && standby_present_ && pending_.empty()) {
+        ++running_;
+        ++inline_runs_;
+        reader_in_handler_ = true;
+        inline_run = true;
+        if (standby_asleep_) standby_cv_.Signal();
+        return context;
+      }
+      if (can_run && pending_.empty() &&
+          (idle_threads_ > 0 || standby_present_)) {
+        // An idle thread takes over the reading; this one runs the task.
+        ++running_;
+        reader_present_ = false;
+        WakeIdleThread();
+        return context;
+      }
+      // A thread that finishes its task (or an idle one) takes it.
+      pending_.push_back(std::move(context));
+      if (can_run) WakeIdleThread();
+      return nullptr;
+    }
   }
+  // Stopping: hand the task back for a retry elsewhere.
+  context->Cancel(TaskContext::CancelCause::kWorkerStopping, "worker stopping");
+  outbox_.Send(Outcome(*context, absl::CancelledError("worker stopping")))
+      .IgnoreError();
+  return nullptr;
+}
+
+void Worker::Impl::HandleCancel(const v1::CancelNotice& notice) {
+  std::shared_ptr<TaskContext> context;
+  {
+    absl::MutexLock lock(&mu_);
+    if (notice.lease_id() != 0) {
+      auto it = leases_.find(notice.lease_id());
+      if (it != leases_.end()) context = it->second;
+    } else {
+      for (const auto& [lease_id, c] : leases_) {
+        if (c->id() == notice.task_id()) context = c;
+      }
+    }
+  }
+  if (context != nullptr) {
+    context->Cancel(TaskContext::CancelCause::kCancelNotice,
+                    notice.reason().empty() ? "cancelled by the server"
+                                            : notice.reason());
+  }
+}
+
+void Worker::Impl::EndSession() {
+  outbox_.Close();
   const grpc::Status status = stream_->Finish();
   std::vector<std::shared_ptr<TaskContext>> leases;
   {
@@ -317,6 +598,9 @@ void Worker::Impl::SessionLoop() {
       final_status_ = FromGrpcStatus(status);
     }
     leases = AllLeases();
+    state_cv_.SignalAll();
+    idle_cv_.SignalAll();
+    standby_cv_.SignalAll();
   }
   // Outcomes can no longer be delivered: let the handlers stop early.
   for (const auto& context : leases) {
@@ -325,99 +609,27 @@ void Worker::Impl::SessionLoop() {
   }
 }
 
-void Worker::Impl::HandleResponse(const v1::WorkResponse& response) {
-  if (response.has_assignment()) {
-    const v1::Assignment& assignment = response.assignment();
-    const absl::Time deadline = assignment.has_deadline()
-                                    ? FromProto(assignment.deadline())
-                                    : absl::InfiniteFuture();
-    auto context = std::make_shared<TaskContext>(
-        assignment.task(), assignment.lease_id(), deadline,
-        [this](const v1::ProgressUpdate& update) {
-          v1::WorkRequest request;
-          *request.mutable_progress() = update;
-          return Send(request);
-        },
-        assignment.max_result_bytes());
-    {
-      absl::MutexLock lock(&mu_);
-      if (!pool_exit_) {
-        if (leases_.emplace(assignment.lease_id(), context).second) {
-          queue_.push_back(context);
-        }
-        return;
-      }
-    }
-    // Stopping: the pool is gone; hand the task back for a retry elsewhere.
-    context->Cancel(TaskContext::CancelCause::kWorkerStopping,
-                    "worker stopping");
-    Send(Outcome(*context, absl::CancelledError("worker stopping")))
-        .IgnoreError();
-  } else if (response.has_cancel()) {
-    const v1::CancelNotice& notice = response.cancel();
-    std::shared_ptr<TaskContext> context;
-    {
-      absl::MutexLock lock(&mu_);
-      if (notice.lease_id() != 0) {
-        auto it = leases_.find(notice.lease_id());
-        if (it != leases_.end()) context = it->second;
-      } else {
-        for (const auto& [lease_id, c] : leases_) {
-          if (c->id() == notice.task_id()) context = c;
-        }
-      }
-    }
-    if (context != nullptr) {
-      context->Cancel(TaskContext::CancelCause::kCancelNotice,
-                      notice.reason().empty() ? "cancelled by the server"
-                                              : notice.reason());
-    }
-  }
-  // Messages of kinds this SDK does not know are ignored.
-}
-
-void Worker::Impl::WriterLoop() {
+void Worker::Impl::HeartbeatLoop() {
+  auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return close_writes_ || session_done_;
+  };
   {
     // No heartbeat may precede hello.
     absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(this, &Impl::ConnectedOrDone));
+    WaitState(
+        [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return connected_ || done();
+        },
+        absl::InfiniteFuture());
   }
-  v1::WorkRequest heartbeat;
-  heartbeat.mutable_heartbeat();
   while (true) {
-    bool close;
     {
       absl::MutexLock lock(&mu_);
-      mu_.AwaitWithTimeout(absl::Condition(this, &Impl::WriterShouldWake),
-                           options_.heartbeat_interval);
-      if (session_done_) return;
-      close = close_writes_;
+      if (WaitState(done, absl::Now() + options_.heartbeat_interval)) return;
     }
-    if (close) {
-      absl::MutexLock lock(&write_mu_);
-      if (!writes_closed_) {
-        stream_->WritesDone();
-        writes_closed_ = true;
-      }
-      return;
-    }
-    Send(heartbeat).IgnoreError();
-  }
-}
-
-void Worker::Impl::PoolLoop() {
-  while (true) {
-    std::shared_ptr<TaskContext> context;
-    {
-      absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(this, &Impl::WorkOrExit));
-      if (queue_.empty()) return;
-      context = std::move(queue_.front());
-      queue_.pop_front();
-    }
-    Execute(*context);
-    absl::MutexLock lock(&mu_);
-    leases_.erase(context->lease_id());
+    v1::WorkRequest heartbeat;
+    heartbeat.mutable_heartbeat();
+    outbox_.Send(std::move(heartbeat)).IgnoreError();
   }
 }
 
@@ -432,20 +644,24 @@ void Worker::Impl::Execute(TaskContext& context) {
                                       " has no handler for type ",
                                       context.type()));
   } else {
+    HandlerSlot& slot = it->second;
+    const int64_t start = absl::GetCurrentTimeNanos();
     try {
-      result = it->second(context);
+      result = slot.handler(context);
     } catch (const std::exception& e) {
       result = TaskFailure("handler_exception", e.what());
     } catch (...) {
       result = TaskFailure("handler_exception", "unknown exception");
     }
+    const int64_t took = absl::GetCurrentTimeNanos() - start;
+    const int64_t mean = slot.mean_nanos.load(std::memory_order_relaxed);
+    slot.mean_nanos.store(mean + (took - mean) / 8, std::memory_order_relaxed);
   }
-  Send(Outcome(context, result)).IgnoreError();
+  outbox_.Send(Outcome(context, std::move(result))).IgnoreError();
 }
 
 v1::WorkRequest Worker::Impl::Outcome(
-    const TaskContext& context,
-    const absl::StatusOr<std::string>& result) const {
+    const TaskContext& context, absl::StatusOr<std::string> result) const {
   v1::WorkRequest request;
   v1::TaskError error;
   switch (context.cancel_cause()) {
@@ -478,22 +694,22 @@ v1::WorkRequest Worker::Impl::Outcome(
                                    " bytes"));
     error.set_retryable(false);
   }
+  if (error.code().empty()) {
+    v1::Complete* complete = request.mutable_complete();
+    complete->set_task_id(context.id());
+    complete->set_lease_id(context.lease_id());
+    complete->set_result(*std::move(result));
+    return request;
+  }
   // Only text the server can parse: one invalid byte in a proto3 string
   // would end the whole Work stream and every lease on it.
   error.set_code(ToValidUtf8(error.code(), kMaxErrorCodeBytes));
   error.set_message(ToValidUtf8(error.message(), kMaxErrorMessageBytes));
   error.set_details(ToValidUtf8(error.details(), kMaxErrorDetailsBytes));
-  if (error.code().empty()) {
-    v1::Complete* complete = request.mutable_complete();
-    complete->set_task_id(context.id());
-    complete->set_lease_id(context.lease_id());
-    complete->set_result(*result);
-  } else {
-    v1::Fail* fail = request.mutable_fail();
-    fail->set_task_id(context.id());
-    fail->set_lease_id(context.lease_id());
-    *fail->mutable_error() = std::move(error);
-  }
+  v1::Fail* fail = request.mutable_fail();
+  fail->set_task_id(context.id());
+  fail->set_lease_id(context.lease_id());
+  *fail->mutable_error() = std::move(error);
   return request;
 }
 

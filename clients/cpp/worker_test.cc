@@ -1,6 +1,7 @@
 // Tests the Worker SDK against an in-process fake WorkerService.
 #include "clients/cpp/worker.h"
 
+#include <algorithm>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -12,6 +13,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "api/taskd/v1/taskd.grpc.pb.h"
@@ -176,6 +178,8 @@ absl::StatusOr<std::string> UntilCancelled(TaskContext& ctx) {
 
 TEST_F(WorkerTest, SendsHelloFirstAndCompletes) {
   StartWorker({{"echo", Echo}, {"alpha", Echo}});
+  // WaitConnected() means hello left, not that the server has read it.
+  ASSERT_TRUE(service_.WaitFor([](auto&) { return true; }).has_value());
   std::vector<v1::WorkRequest> got = service_.received();
   ASSERT_FALSE(got.empty());
   ASSERT_TRUE(got[0].has_hello());
@@ -251,6 +255,78 @@ TEST_F(WorkerTest, CancelNoticeFailsWithCancelled) {
   auto f2 = service_.WaitFor([](auto& r) { return IsFailFor(r, "t2"); });
   ASSERT_TRUE(f2.has_value());
   EXPECT_EQ(f2->fail().error().message(), "now");
+}
+
+// A type whose handlers have been quick runs on the reading thread; when
+// one of them blocks, the reading must go on elsewhere: other assignments
+// run, and the cancel notice for the blocked task itself gets through.
+TEST_F(WorkerTest, BlockingQuickHandlerDoesNotStallReading) {
+  absl::Notification blocked;
+  StartWorker({{"quick", [&](TaskContext& ctx) -> absl::StatusOr<std::string> {
+                  if (ctx.payload() != "block") return std::string("ok");
+                  blocked.Notify();
+                  ctx.WaitCancelled(kWait);
+                  return std::string("finished anyway");
+                }}});
+  // Enough quick runs for the worker to run this type inline.
+  for (int i = 0; i < 40; ++i) {
+    const std::string id = absl::StrCat("q", i);
+    service_.Assign(id, 1000 + i, "quick", "");
+    ASSERT_TRUE(service_.WaitFor([&](auto& r) { return IsCompleteFor(r, id); })
+                    .has_value());
+  }
+  service_.Assign("b", 1, "quick", "block");
+  ASSERT_TRUE(blocked.WaitForNotificationWithTimeout(kWait));
+  service_.Assign("after", 2, "quick", "");
+  EXPECT_TRUE(
+      service_.WaitFor([](auto& r) { return IsCompleteFor(r, "after"); })
+          .has_value());
+  service_.CancelLease("b", 1, "user asked");
+  auto f = service_.WaitFor([](auto& r) { return IsFailFor(r, "b"); });
+  ASSERT_TRUE(f.has_value());
+  EXPECT_EQ(f->fail().error().code(), "cancelled");
+  worker_->Stop();  // the handler uses this test's locals
+}
+
+// Assignments beyond `concurrency` wait for a running one to finish.
+TEST_F(WorkerTest, RunsAtMostConcurrencyHandlersAtOnce) {
+  absl::Mutex mu;
+  int running = 0;
+  int most = 0;
+  std::vector<std::string> started;
+  StartWorker({{"wait", [&](TaskContext& ctx) -> absl::StatusOr<std::string> {
+                  {
+                    absl::MutexLock lock(&mu);
+                    ++running;
+                    most = std::max(most, running);
+                    started.push_back(ctx.id());
+                  }
+                  ctx.WaitCancelled(kWait);
+                  absl::MutexLock lock(&mu);
+                  --running;
+                  return absl::CancelledError("stopped");
+                }}});
+  service_.Assign("t1", 1, "wait", "");
+  service_.Assign("t2", 2, "wait", "");
+  service_.Assign("t3", 3, "wait", "");
+  auto count_is = [&](size_t n) {
+    absl::MutexLock lock(&mu);
+    auto reached = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+      return started.size() >= n;
+    };
+    return mu.AwaitWithTimeout(absl::Condition(&reached), kWait);
+  };
+  ASSERT_TRUE(count_is(2));
+  std::string first;
+  {
+    absl::MutexLock lock(&mu);
+    first = started[0];
+  }
+  service_.CancelLease(first, first == "t1" ? 1 : first == "t2" ? 2 : 3, "go");
+  ASSERT_TRUE(count_is(3));
+  worker_->Stop();  // the handlers use this test's locals
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(most, 2);
 }
 
 TEST_F(WorkerTest, ProgressIsForwarded) {

@@ -1,6 +1,8 @@
 // Worker: the worker SDK. Serves tasks from taskd over one
-// WorkerService.Work stream, running each assignment on a pool of
-// `concurrency` threads with the handler registered for its type.
+// WorkerService.Work stream, running at most `concurrency` assignments at
+// once, each with the handler registered for its type on one of the
+// worker's threads (a handler that has been quick may run on the thread
+// that reads the stream; reading moves to another thread if it blocks).
 //
 //   taskd::Worker::Options options;
 //   options.target = "127.0.0.1:50051";
@@ -45,8 +47,8 @@ namespace taskd {
 
 class Worker {
  public:
-  // Runs one attempt. Called on a pool thread; may block. Should return soon
-  // after ctx.cancelled() becomes true.
+  // Runs one attempt. Called on one of the worker's threads; may block.
+  // Should return soon after ctx.cancelled() becomes true.
   using Handler = std::function<absl::StatusOr<std::string>(TaskContext&)>;
 
   struct Options {

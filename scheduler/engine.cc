@@ -478,9 +478,10 @@ void EngineImpl::Emit(TaskRecord& r, v1::EventType type, Effects& fx) {
     Persist(r, fx);
     ticket = r.ticket;
   }
-  // The log keeps neither payload nor result: they are left out.
-  events_.Append(type, r.ToTask({.payload = false, .result = false}),
-                 clock_->Now(), ticket);
+  // The log keeps a snapshot (no payload, no result), made into a message
+  // only if a Stream reads it.
+  events_.Append(type, std::make_unique<TaskSnapshot>(r), clock_->Now(),
+                 ticket);
 }
 
 void EngineImpl::Persist(TaskRecord& r, Effects& fx) {

@@ -8,9 +8,24 @@
 namespace taskd {
 namespace {
 
-// What one retained event costs beyond its encoding (deque slot, message
-// objects, the sub-message allocations).
-constexpr size_t kEntryOverheadBytes = 256;
+// What one retained event costs beyond its task (the deque slot).
+constexpr size_t kEntryOverheadBytes = sizeof(void*) * 8;
+
+// An event's task given as a message (the payload and result left out).
+class MessageTask final : public EventTask {
+ public:
+  explicit MessageTask(v1::Task task) : task_(std::move(task)) {
+    task_.mutable_spec()->clear_payload();
+    task_.clear_result();
+    bytes_ = task_.ByteSizeLong() + 256;  // the message objects
+  }
+  void Fill(v1::Task* out) const override { *out = task_; }
+  size_t bytes() const override { return bytes_; }
+
+ private:
+  v1::Task task_;
+  size_t bytes_;
+};
 
 }  // namespace
 
@@ -23,23 +38,16 @@ EventLog::EventLog(size_t capacity, uint64_t first_sequence, size_t max_bytes)
 
 uint64_t EventLog::Append(v1::EventType type, const v1::Task& task,
                           absl::Time time, uint64_t ticket) {
-  return Append(type, v1::Task(task), time, ticket);
+  return Append(type, std::make_unique<MessageTask>(task), time, ticket);
 }
 
-uint64_t EventLog::Append(v1::EventType type, v1::Task&& task,
+uint64_t EventLog::Append(v1::EventType type,
+                          std::unique_ptr<const EventTask> task,
                           absl::Time time, uint64_t ticket) {
-  v1::TaskEvent event;
-  event.set_type(type);
-  *event.mutable_task() = std::move(task);
-  event.mutable_task()->mutable_spec()->clear_payload();
-  event.mutable_task()->clear_result();
-  *event.mutable_time() = FromTime(time);
-
+  const size_t bytes = task->bytes() + kEntryOverheadBytes;
   absl::MutexLock lock(&mu_);
   uint64_t seq = next_seq_++;
-  event.set_sequence(seq);
-  const size_t bytes = event.ByteSizeLong() + kEntryOverheadBytes;
-  ring_.push_back(Entry{std::move(event), ticket, bytes});
+  ring_.push_back(Entry{std::move(task), time, ticket, bytes, type});
   bytes_ += bytes;
   TrimLocked();
   AdvanceReadableLocked();
@@ -79,7 +87,12 @@ absl::Status EventLog::Read(uint64_t from, size_t max,
         first_seq_));
   }
   for (uint64_t seq = from; seq < readable_end_ && max > 0; ++seq, --max) {
-    out->push_back(ring_[seq - first_seq_].event);
+    const Entry& e = ring_[seq - first_seq_];
+    v1::TaskEvent& event = out->emplace_back();
+    event.set_sequence(seq);
+    event.set_type(e.type);
+    *event.mutable_time() = FromTime(e.time);
+    e.task->Fill(event.mutable_task());
   }
   return absl::OkStatus();
 }

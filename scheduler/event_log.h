@@ -27,6 +27,7 @@
 #include <deque>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -37,6 +38,19 @@
 #include "api/taskd/v1/taskd.pb.h"
 
 namespace taskd {
+
+// The task an event shows, kept in whatever form its producer chose and
+// made into a v1::Task only when a reader reads the event (most events are
+// never read: building and freeing a message per event was most of the
+// log's cost).
+class EventTask {
+ public:
+  virtual ~EventTask() = default;
+  // The task as the event shows it: no payload, no result.
+  virtual void Fill(v1::Task* out) const = 0;
+  // What it costs to keep, counted against the byte budget.
+  virtual size_t bytes() const = 0;
+};
 
 class EventLog {
  public:
@@ -49,9 +63,10 @@ class EventLog {
   // sequence number.
   uint64_t Append(v1::EventType type, const v1::Task& task, absl::Time time,
                   uint64_t ticket = 0) ABSL_LOCKS_EXCLUDED(mu_);
-  // The same, taking `task` (whose payload and result are dropped too).
-  uint64_t Append(v1::EventType type, v1::Task&& task, absl::Time time,
-                  uint64_t ticket = 0) ABSL_LOCKS_EXCLUDED(mu_);
+  // The same for a task made only when the event is read.
+  uint64_t Append(v1::EventType type, std::unique_ptr<const EventTask> task,
+                  absl::Time time, uint64_t ticket = 0)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Every journal ticket up to `ticket` is durable.
   void MarkDurable(uint64_t ticket) ABSL_LOCKS_EXCLUDED(mu_);
@@ -90,9 +105,11 @@ class EventLog {
 
  private:
   struct Entry {
-    v1::TaskEvent event;
+    std::unique_ptr<const EventTask> task;
+    absl::Time time;
     uint64_t ticket;  // journal ticket that must be durable first; 0: none
     size_t bytes;
+    v1::EventType type;
   };
   // Drops the oldest events beyond the count or byte budget, and moves the
   // readable end over events whose tickets are durable.

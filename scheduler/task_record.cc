@@ -98,6 +98,50 @@ v1::TaskSpec SpecBlob::Settings() const {
   return out;
 }
 
+SpecBlob SpecBlob::WithoutPayload() const {
+  SpecBlob b;
+  b.queue_size_ = queue_size_;
+  b.type_size_ = type_size_;
+  b.rest_size_ = rest_size_;
+  b.priority_ = priority_;
+  const size_t n = size() - payload_size_;
+  b.data_ = std::make_unique_for_overwrite<char[]>(n);
+  if (n > 0) std::memcpy(b.data_.get(), data_.get(), n);
+  return b;
+}
+
+TaskSnapshot::TaskSnapshot(const TaskRecord& r) {
+  TaskRecord& s = record_;
+  s.key = r.key;
+  s.spec = r.spec.WithoutPayload();
+  s.create_time = r.create_time;
+  s.schedule_time = r.schedule_time;
+  s.attempt = r.attempt;
+  s.cancel_requested = r.cancel_requested;
+  s.InitState(r.state());
+  bytes_ = sizeof(*this) + s.spec.size() + 16;
+  if (r.run != nullptr) {
+    TaskRun& run = s.Run();
+    run.start_time = r.run->start_time;
+    run.finish_time = r.run->finish_time;
+    run.worker_id = r.run->worker_id;
+    run.lease.id = r.run->lease.id;  // the id only: no hold on the worker
+    bytes_ += sizeof(TaskRun) + run.worker_id.size() + 16;
+    if (r.run->error) {
+      run.error = std::make_unique<v1::TaskError>(*r.run->error);
+      bytes_ += run.error->ByteSizeLong() + 64;
+    }
+    if (r.run->progress) {
+      run.progress = std::make_unique<v1::Progress>(*r.run->progress);
+      bytes_ += run.progress->ByteSizeLong() + 64;
+    }
+  }
+}
+
+void TaskSnapshot::Fill(v1::Task* out) const {
+  record_.ToTask(out, {.payload = false, .result = false});
+}
+
 absl::StatusOr<std::unique_ptr<TaskRecord>> TaskRecord::Make(
     const TaskKey& key, const v1::TaskSpec& spec, absl::string_view queue) {
   absl::StatusOr<SpecBlob> blob = SpecBlob::Make(spec, queue);

@@ -25,6 +25,7 @@
 #include "absl/time/time.h"
 #include "api/taskd/v1/taskd.pb.h"
 #include "scheduler/engine_metrics.h"
+#include "scheduler/event_log.h"
 #include "scheduler/lease.h"
 #include "scheduler/task_id.h"
 
@@ -61,6 +62,12 @@ class SpecBlob {
   v1::TaskSpec Settings() const;
   // True when Settings() has any field set.
   bool has_settings() const { return rest_size_ > 0; }
+  // A copy without the payload (one small allocation).
+  SpecBlob WithoutPayload() const;
+  // Bytes held (its allocation).
+  size_t size() const {
+    return queue_size_ + type_size_ + rest_size_ + payload_size_;
+  }
 
  private:
   absl::string_view rest() const {
@@ -153,6 +160,19 @@ struct TaskRecord {
 
  private:
   uint8_t state_ = v1::TASK_STATE_UNSPECIFIED;
+};
+
+// What an event keeps of a task: its fields at that moment (spec without
+// payload, no result), made into a v1::Task only if a reader reads it.
+class TaskSnapshot final : public EventTask {
+ public:
+  explicit TaskSnapshot(const TaskRecord& r);
+  void Fill(v1::Task* out) const override;
+  size_t bytes() const override { return bytes_; }
+
+ private:
+  TaskRecord record_;
+  size_t bytes_;
 };
 
 }  // namespace taskd

@@ -143,6 +143,24 @@ TEST(TaskRecordTest, SettingsHoldEverythingButTheFourKeptApart) {
       << settings.DebugString();
 }
 
+// An event's snapshot shows the task as it was, without payload or result,
+// whatever happens to the record afterwards.
+TEST(TaskRecordTest, SnapshotKeepsTheTaskAsItWas) {
+  auto record = TaskRecord::FromTask(EveryField());
+  ASSERT_TRUE(record.ok()) << record.status();
+  const v1::Task expected = (*record)->ToTask({.payload = false, .result = false});
+  TaskSnapshot snapshot(**record);
+  (*record)->attempt = 9;
+  (*record)->run->error->set_code("changed");
+  (*record)->run.reset();
+  v1::Task got;
+  snapshot.Fill(&got);
+  EXPECT_TRUE(MessageDifferencer::Equals(expected, got)) << got.DebugString();
+  EXPECT_TRUE(got.spec().payload().empty());
+  EXPECT_TRUE(got.result().empty());
+  EXPECT_GT(snapshot.bytes(), sizeof(TaskSnapshot));
+}
+
 TEST(TaskRecordTest, RefusesStoredTasksItCannotHold) {
   v1::Task t = EveryField();
   t.set_id("not-an-id");

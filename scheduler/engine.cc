@@ -22,7 +22,7 @@ namespace {
 // (4 MiB) less room for framing.
 constexpr size_t kMaxListResponseBytes = (4 << 20) - (16 << 10);
 
-// Payloads this large are journaled once per task (Mutation::PutTaskApart);
+// Payloads this large are journaled once per task (kPutTaskApart);
 // smaller ones are cheaper rewritten with each change.
 constexpr size_t kPayloadApartBytes = 512;
 
@@ -486,16 +486,28 @@ void EngineImpl::Emit(TaskRecord& r, v1::EventType type, Effects& fx) {
 
 void EngineImpl::Persist(TaskRecord& r, Effects& fx) {
   if (options_.journal == nullptr) return;
+  // Encoded here, through one message per thread that keeps its buffers:
+  // no message per write is built, handed to the committer and freed there.
+  thread_local v1::Task scratch;
+  auto encode = [&](TaskParts parts) {
+    r.ToTask(&scratch, parts);
+    return scratch.SerializeAsString();
+  };
   std::vector<Mutation> write;
   if (r.spec.payload().size() < kPayloadApartBytes) {
-    write.push_back(Mutation::PutTask(r.ToTask()));  // small: rewritten whole
+    // Small: rewritten whole.
+    write.push_back(Mutation::PutEncodedTask(Mutation::Kind::kPutTask, r.id(),
+                                             encode({})));
   } else if (!r.payload_stored) {
     // A large payload is written once, with the first write of this run;
     // every later write is the small record (the store keeps the payload).
-    write.push_back(Mutation::PutTaskApart(r.ToTask()));
+    write.push_back(Mutation::PutEncodedTask(
+        Mutation::Kind::kPutTaskApart, r.id(), encode({.payload = false}),
+        std::string(r.spec.payload())));
     r.payload_stored = true;
   } else {
-    write.push_back(Mutation::PutTaskState(r.ToTask({.payload = false})));
+    write.push_back(Mutation::PutEncodedTask(Mutation::Kind::kPutTaskState,
+                                             r.id(), encode({.payload = false})));
   }
   fx.ticket = options_.journal->Write(std::move(write));
   r.ticket = fx.ticket;

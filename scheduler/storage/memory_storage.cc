@@ -27,6 +27,12 @@ class MemoryStorage final : public Storage {
       return absl::FailedPreconditionError("storage is closed");
     }
     for (Mutation& m : batch) {
+      if (absl::Status s = m.Decode(); !s.ok()) {
+        ++stats_.failed_appends;  // nothing of the batch was applied yet
+        return s;
+      }
+    }
+    for (Mutation& m : batch) {
       switch (m.kind) {
         case Mutation::Kind::kPutTask:
         case Mutation::Kind::kPutTaskApart:

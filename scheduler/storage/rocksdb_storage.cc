@@ -209,11 +209,15 @@ absl::Status RocksDbStorage::Append(std::vector<Mutation> batch) {
         case Mutation::Kind::kPutTaskApart:
         case Mutation::Kind::kPutTaskState: {
           std::string payload;
-          if (m.kind != Mutation::Kind::kPutTask) {
+          op.key = absl::StrCat(kTaskPrefix, m.key);
+          const bool encoded = m.is_encoded();
+          if (encoded) {
+            op.value = std::move(m.encoded);  // the payload already apart
+            payload = std::move(m.payload);
+          } else if (m.kind != Mutation::Kind::kPutTask) {
             m.task.mutable_spec()->mutable_payload()->swap(payload);
           }
-          op.key = absl::StrCat(kTaskPrefix, m.key);
-          if (!m.task.SerializeToString(&op.value)) {
+          if (!encoded && !m.task.SerializeToString(&op.value)) {
             status = absl::InternalError(
                 absl::StrCat("cannot serialize task ", m.key));
           }

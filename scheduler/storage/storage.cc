@@ -46,6 +46,29 @@ Mutation Mutation::PutTaskState(v1::Task task) {
   return m;
 }
 
+Mutation Mutation::PutEncodedTask(Kind kind, std::string id,
+                                  std::string encoded, std::string payload) {
+  Mutation m;
+  m.kind = kind;
+  m.key = std::move(id);
+  m.encoded = std::move(encoded);
+  m.payload = std::move(payload);
+  return m;
+}
+
+absl::Status Mutation::Decode() {
+  if (!is_encoded()) return absl::OkStatus();
+  if (!task.ParseFromString(encoded)) {
+    return absl::DataLossError(
+        absl::StrCat("encoded task ", key, " does not parse"));
+  }
+  encoded.clear();
+  if (kind == Kind::kPutTaskApart) {
+    task.mutable_spec()->mutable_payload()->swap(payload);
+  }
+  return absl::OkStatus();
+}
+
 Mutation Mutation::DeleteTask(std::string id) {
   Mutation m;
   m.kind = Kind::kDeleteTask;
@@ -78,7 +101,7 @@ absl::Status ValidateBatch(const std::vector<Mutation>& batch) {
     if ((m.kind == Mutation::Kind::kPutTask ||
          m.kind == Mutation::Kind::kPutTaskApart ||
          m.kind == Mutation::Kind::kPutTaskState) &&
-        m.task.id() != m.key) {
+        !m.is_encoded() && m.task.id() != m.key) {
       return absl::InvalidArgumentError(
           absl::StrCat("storage mutation ", i, " stores task \"", m.task.id(),
                        "\" under key \"", m.key, "\""));

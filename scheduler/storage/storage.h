@@ -69,6 +69,18 @@ struct Mutation {
   // Stores a new state of a task stored by PutTaskApart, keeping its stored
   // payload (`task`'s own payload is ignored).
   static Mutation PutTaskState(v1::Task task);
+  // The same three, with the task already serialized (`encoded`, whose id
+  // must be `id`): for kPutTaskApart and kPutTaskState it leaves the payload
+  // out, and kPutTaskApart carries the payload in `payload`. The producer
+  // encodes where its data is (no message is built, moved and freed on
+  // the committer's thread); ValidateBatch cannot check the id inside.
+  static Mutation PutEncodedTask(Kind kind, std::string id,
+                                 std::string encoded, std::string payload = "");
+  // An encoded task mutation made back into one with `task` set (for
+  // backends that keep messages); DATA_LOSS if `encoded` does not parse.
+  absl::Status Decode();
+  bool is_encoded() const { return !encoded.empty(); }
+
   // Removes the task `id` (its payload too); removing a missing task is not
   // an error.
   static Mutation DeleteTask(std::string id);
@@ -79,8 +91,10 @@ struct Mutation {
 
   Kind kind = Kind::kPutTask;
   std::string key;    // task id or meta key
-  v1::Task task;      // kPutTask* only
-  std::string value;  // kPutMeta only
+  v1::Task task;        // kPutTask* only, unless encoded
+  std::string encoded;  // kPutTask*: the task serialized instead of `task`
+  std::string payload;  // kPutTaskApart encoded: the payload
+  std::string value;    // kPutMeta only
 };
 
 // INVALID_ARGUMENT if a mutation in `batch` has an empty key or a task whose

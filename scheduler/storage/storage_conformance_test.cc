@@ -160,6 +160,30 @@ TEST_P(StorageConformanceTest, PutTaskStateKeepsThePayload) {
   EXPECT_EQ(storage_->stats().quarantined, 0u);  // nothing left behind
 }
 
+// The encoded forms store exactly what the message forms do.
+TEST_P(StorageConformanceTest, EncodedTasksStoreLikeMessages) {
+  const v1::Task small = MakeTask("a", 10);
+  v1::Task large = MakeTask("b", 3000);
+  const std::string payload = large.spec().payload();
+  large.mutable_spec()->clear_payload();
+  Append({Mutation::PutEncodedTask(Mutation::Kind::kPutTask, "a",
+                                   small.SerializeAsString()),
+          Mutation::PutEncodedTask(Mutation::Kind::kPutTaskApart, "b",
+                                   large.SerializeAsString(), payload)});
+  large.set_state(v1::TASK_STATE_RUNNING);
+  Append({Mutation::PutEncodedTask(Mutation::Kind::kPutTaskState, "b",
+                                   large.SerializeAsString())});
+
+  StoredState state = Read();
+  ASSERT_EQ(Ids(state), (std::vector<std::string>{"a", "b"}));
+  EXPECT_TRUE(MessageDifferencer::Equals(state.tasks[0], small));
+  EXPECT_EQ(state.tasks[1].state(), v1::TASK_STATE_RUNNING);
+  EXPECT_EQ(state.tasks[1].spec().payload(), payload);
+  Append({Mutation::DeleteTask("b")});
+  EXPECT_EQ(Ids(Read()), (std::vector<std::string>{"a"}));
+  EXPECT_EQ(storage_->stats().quarantined, 0u);
+}
+
 TEST_P(StorageConformanceTest, MutationsInOneBatchApplyInOrder) {
   Append({Mutation::PutTask(MakeTask("x")), Mutation::DeleteTask("x"),
           Mutation::PutMeta("k", "1"), Mutation::PutMeta("k", "2"),

@@ -4,7 +4,7 @@
 PACKAGES := bazel-bootstrap bazel-rules-java default-jdk-headless \
 	libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
 	libabsl-dev librocksdb-dev prometheus-cpp-dev libgtest-dev libgmock-dev \
-	libbenchmark-dev
+	libbenchmark-dev libjemalloc-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BAZEL := bazel
 LISTEN ?= 127.0.0.1:50051

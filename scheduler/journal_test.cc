@@ -117,9 +117,11 @@ TEST(JournalTest, CallbacksDoNotHoldUpTheNextCommit) {
     std::atomic<int> commits{0};
     absl::Notification seen;
   } observer;
+  // Declared before the journal: its notifier thread uses them until the
+  // journal is destroyed.
+  absl::Notification in_callback, release;
   auto storage = NewMemoryStorage();
   Journal journal(storage.get(), nullptr, &observer);
-  absl::Notification in_callback, release;
   uint64_t first = journal.Write({Mutation::PutTask(MakeTask("a", "1"))});
   journal.WhenDurable(first, [&](absl::Status) {
     in_callback.Notify();

@@ -31,6 +31,7 @@ sources=(
   scheduler/event_log.cc
   scheduler/journal.cc
   scheduler/task_id.cc
+  scheduler/task_record.cc
   scheduler/task_state.cc
   scheduler/task_store.cc
   scheduler/timer_queue.cc

@@ -5,11 +5,19 @@
 // State is split by concern, each with its own small interface and lock:
 //   TaskStore          the tasks (sharded; MutateTask is the one way to
 //                      change one) and per-queue counts   task_store.h
+//   TaskRecord         one task, compact: fixed fields, the spec in one
+//                      allocation, a run part once started; v1::Task is
+//                      built from it for answers      task_record.h
 //   Lease              who may report on a RUNNING attempt    lease.h
 //   AwaitTable         registered Awaits, per-task waiters  await_table.h
 //   DependencyTracker  who waits on whom (depends_on)  dependency_tracker.h
-//   Dispatcher         ready queues, workers, credit       dispatcher.h
-//   TimerQueue, EventLog, Journal, TaskIdGenerator.
+//   Dispatcher         ready queues by task key, workers, credit
+//                                                       dispatcher.h
+//   EventLog           recent events as TaskSnapshots, made into messages
+//                      when a Stream reads them        event_log.h
+//   Journal            writes (encoded here) grouped by a committer thread;
+//                      a notifier thread answers each group   journal.h
+//   TimerQueue, TaskIdGenerator.
 // This class holds what spans them: the state machine (Transition, Finish,
 // EndAttempt), the Effects collected under a task's lock and applied after
 // it (Apply), idempotency keys and queue settings.

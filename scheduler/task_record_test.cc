@@ -15,6 +15,16 @@ using google::protobuf::util::MessageDifferencer;
 
 constexpr char kId[] = "01HZX3Y4Q5R6S7T8V9W0XYZABC";
 
+// Equal messages (with no map field set), the differences named.
+::testing::AssertionResult Same(const google::protobuf::Message& a,
+                                const google::protobuf::Message& b) {
+  std::string diff;
+  MessageDifferencer d;
+  d.ReportDifferencesToString(&diff);
+  if (!d.Compare(a, b)) return ::testing::AssertionFailure() << diff;
+  return ::testing::AssertionSuccess();
+}
+
 // Equal specs. Labels are compared as a std::map, the rest with
 // MessageDifferencer: reflection over a map field crashes under
 // ThreadSanitizer (protobuf's MapFieldBase has extra members when compiled
@@ -27,11 +37,7 @@ constexpr char kId[] = "01HZX3Y4Q5R6S7T8V9W0XYZABC";
   if (la != lb) return ::testing::AssertionFailure() << "labels differ";
   a.clear_labels();
   b.clear_labels();
-  std::string diff;
-  MessageDifferencer d;
-  d.ReportDifferencesToString(&diff);
-  if (!d.Compare(a, b)) return ::testing::AssertionFailure() << diff;
-  return ::testing::AssertionSuccess();
+  return Same(a, b);
 }
 
 ::testing::AssertionResult SameTask(v1::Task a, v1::Task b) {
@@ -39,11 +45,7 @@ constexpr char kId[] = "01HZX3Y4Q5R6S7T8V9W0XYZABC";
   if (!specs) return specs << " (spec)";
   a.clear_spec();
   b.clear_spec();
-  std::string diff;
-  MessageDifferencer d;
-  d.ReportDifferencesToString(&diff);
-  if (!d.Compare(a, b)) return ::testing::AssertionFailure() << diff;
-  return ::testing::AssertionSuccess();
+  return Same(a, b);
 }
 
 // A stored task with every field of Task and TaskSpec set.

@@ -50,8 +50,7 @@ void Dispatcher::Lists::Unlink(Node* n, Link link) {
 void Dispatcher::Enqueue(ReadyEntry entry) {
   static_assert(sizeof(Node) <= 72, "a queued task's entry grew (header)");
   absl::MutexLock lock(&mu_);
-  QueueReady& q = ready_[entry.queue];
-  q.name = entry.queue;
+  QueueReady& q = QueueFor(entry.queue);
   // Validation allows 0..9; anything else must not index past the lists.
   entry.priority = std::clamp(entry.priority, 0, kPriorities - 1);
   if (!q.nodes.contains(entry.task)) {
@@ -68,6 +67,12 @@ void Dispatcher::Enqueue(ReadyEntry entry) {
     type->second.Insert(n, kType);
   }
   PumpLocked();
+}
+
+Dispatcher::QueueReady& Dispatcher::QueueFor(const std::string& queue) {
+  auto [it, added] = ready_.try_emplace(queue);
+  if (added) it->second.name = queue;  // once, not per entry
+  return it->second;
 }
 
 bool Dispatcher::EraseReady(QueueReady& q, const TaskKey& task) {
@@ -148,8 +153,7 @@ void Dispatcher::Pump() {
 
 void Dispatcher::SetLimits(const std::string& queue, QueueLimits limits) {
   absl::MutexLock lock(&mu_);
-  QueueReady& q = ready_[queue];
-  q.name = queue;
+  QueueReady& q = QueueFor(queue);
   if (limits.max_dispatch_per_second != q.limits.max_dispatch_per_second) {
     q.tokens = std::max(1.0, limits.max_dispatch_per_second);  // full bucket
     q.refilled = absl::InfinitePast();

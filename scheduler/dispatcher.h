@@ -190,6 +190,9 @@ class Dispatcher {
   };
 
   void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The ready queues of `queue`, made (and named) on first use.
+  QueueReady& QueueFor(const std::string& queue)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // True when `q` may dispatch one more task now; refills its bucket.
   bool MayDispatch(QueueReady& q, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
